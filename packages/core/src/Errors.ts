@@ -1,0 +1,201 @@
+/**
+ * The typed errors of dynamo-es. Every error is a tagged class: catch one with
+ * `Effect.catchTag("ConflictError", ...)`. Each carries the fields a caller needs to
+ * decide what to do next (stream id, versions, operation, limits) and a `message`
+ * that says what went wrong and what to do about it.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * The expected version given to `append`, as stored in a {@link ConflictError}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExpectedVersionSchema = Schema.Union([
+  Schema.Literals(["any", "noStream", "streamExists"]),
+  Schema.Int
+])
+
+/**
+ * `append` found the stream at another version than the caller expected. Nothing was
+ * written. Reload the stream (or aggregate), decide again and retry.
+ *
+ * `actualVersion` is the version the store saw (0 = the stream does not exist).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConflictError extends Schema.TaggedError<ConflictError>()("ConflictError", {
+  streamId: Schema.String,
+  expectedVersion: ExpectedVersionSchema,
+  actualVersion: Schema.Int
+}) {
+  override get message(): string {
+    return `Stream "${this.streamId}" is at version ${this.actualVersion}, but the append expected ${
+      typeof this.expectedVersion === "number" ? `version ${this.expectedVersion}` : `"${this.expectedVersion}"`
+    }. Nothing was written: reload the stream, decide again and retry.`
+  }
+}
+
+/**
+ * Something that must exist does not (e.g. reading a stream that has no events).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotFoundError extends Schema.TaggedError<NotFoundError>()("NotFoundError", {
+  /** What was looked for: `"stream"`, `"snapshot"`, `"readModel"`, ... */
+  resource: Schema.String,
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `No ${this.resource} with id "${this.id}" exists.`
+  }
+}
+
+/**
+ * An argument was refused before anything was sent to storage: an empty or over-long
+ * id, a negative version, a limit that is not a positive integer, ...
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidInputError extends Schema.TaggedError<InvalidInputError>()("InvalidInputError", {
+  operation: Schema.String,
+  /** The argument that was refused, e.g. `"streamId"` or `"options.limit"`. */
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: invalid ${this.field}: ${this.reason}. Nothing was written.`
+  }
+}
+
+/**
+ * An event could not be encoded for storage: its payload failed the caller's Schema, or
+ * its metadata is not JSON. Nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("EventEncodeError", {
+  streamId: Schema.String,
+  /** Position of the event in the `append` call (0-based). */
+  index: Schema.Int,
+  eventType: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `Event #${this.index} ("${this.eventType}") for stream "${this.streamId}" cannot be encoded: ${this.reason}. Nothing was written.`
+  }
+}
+
+/**
+ * One event is larger than a DynamoDB item may be (400 KB, counted the way DynamoDB
+ * counts it: attribute names plus values). Nothing was written. Store large payloads
+ * elsewhere (e.g. S3) and keep a reference in the event.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EventTooLargeError extends Schema.TaggedError<EventTooLargeError>()("EventTooLargeError", {
+  streamId: Schema.String,
+  index: Schema.Int,
+  eventType: Schema.String,
+  sizeBytes: Schema.Int,
+  maxBytes: Schema.Int
+}) {
+  override get message(): string {
+    return `Event #${this.index} ("${this.eventType}") for stream "${this.streamId}" takes ${this.sizeBytes} bytes as a DynamoDB item; the limit is ${this.maxBytes}. Nothing was written: keep large payloads outside the event store and store a reference.`
+  }
+}
+
+/**
+ * An `append` is larger than one DynamoDB transaction allows (100 items, 4 MB), so it
+ * cannot be atomic. Nothing was written. Split the events into several appends (each
+ * atomic on its own) or use `appendBulk`, which is explicitly not atomic.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AppendTooLargeError extends Schema.TaggedError<AppendTooLargeError>()("AppendTooLargeError", {
+  streamId: Schema.String,
+  eventCount: Schema.Int,
+  totalBytes: Schema.Int,
+  maxEvents: Schema.Int,
+  maxBytes: Schema.Int
+}) {
+  override get message(): string {
+    return `An append of ${this.eventCount} events (${this.totalBytes} bytes) to stream "${this.streamId}" exceeds one atomic write (${this.maxEvents} events, ${this.maxBytes} bytes). Nothing was written: split it into smaller appends or use appendBulk (not atomic).`
+  }
+}
+
+/**
+ * Stored data could not be read back: an item misses attributes, holds JSON that does not
+ * parse, or a payload that no longer decodes with the caller's Schema. Names the stream
+ * and the version so the item can be found and repaired; never cast silently.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CorruptedEventError extends Schema.TaggedError<CorruptedEventError>()("CorruptedEventError", {
+  streamId: Schema.String,
+  version: Schema.Int,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    return `Stored event ${this.version} of stream "${this.streamId}" cannot be read: ${this.reason}. Fix the stored item or the event Schema (add a migration for old shapes).`
+  }
+}
+
+/**
+ * Why a storage request failed, classified once from the driver's native error.
+ *
+ * - `Throttled`: capacity exceeded or request rate too high (retryable)
+ * - `Unavailable`: network error, timeout, 5xx, transaction conflict (retryable)
+ * - `ResourceNotFound`: the table or index does not exist (run `ensureTables`)
+ * - `AccessDenied`: credentials or IAM permissions
+ * - `Validation`: the request was refused as malformed (a bug or an unsupported value)
+ * - `Unknown`: anything else
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StorageErrorReason = "Throttled" | "Unavailable" | "ResourceNotFound" | "AccessDenied" | "Validation" | "Unknown"
+
+/**
+ * A storage request failed for a reason other than a business rule. `isRetryable`
+ * says whether trying again may succeed; the stores already retry those with backoff
+ * before this error reaches you.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
+  /** The storage operation, e.g. `"PutItem"` or `"Query"`. */
+  operation: Schema.String,
+  reason: Schema.Literals(["Throttled", "Unavailable", "ResourceNotFound", "AccessDenied", "Validation", "Unknown"]),
+  /** The table (or other resource) the request went to, when known. */
+  resource: Schema.optional(Schema.String),
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  get isRetryable(): boolean {
+    return this.reason === "Throttled" || this.reason === "Unavailable"
+  }
+  override get message(): string {
+    const hint = this.reason === "ResourceNotFound"
+      ? " Create the tables first (ensureTables) or check the table names."
+      : this.reason === "AccessDenied"
+      ? " Check the credentials and IAM permissions."
+      : this.isRetryable
+      ? " It was retried with backoff and kept failing."
+      : ""
+    return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}`
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * @dynamo-es/core: storage-independent event sourcing for Effect.
+ *
+ * @since 0.1.0
+ */
+export * as Errors from "./Errors.js"
+export * as EventStore from "./EventStore.js"

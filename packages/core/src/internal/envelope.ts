@@ -1,0 +1,65 @@
+import { DateTime, Effect } from "effect"
+import { CorruptedEventError } from "../Errors.js"
+import type { EventEnvelope, EventMetadata } from "../EventStore.js"
+
+/** One event as read back from storage, before its JSON is parsed. */
+export interface StoredEvent {
+  readonly streamId: string
+  readonly version: number
+  readonly eventId: unknown
+  readonly type: unknown
+  readonly payloadJson: unknown
+  readonly metadataJson: unknown
+  readonly recordedAtMillis: unknown
+  readonly expiresAtSeconds: unknown
+}
+
+const corrupted = (e: StoredEvent, reason: string, cause?: unknown) =>
+  new CorruptedEventError({ streamId: e.streamId, version: e.version, reason, cause })
+
+/**
+ * Turns a stored event into an envelope with its payload as parsed JSON. Anything
+ * missing or malformed is a {@link CorruptedEventError} naming stream and version.
+ */
+export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<unknown>, CorruptedEventError> => {
+  if (typeof e.eventId !== "string") return Effect.fail(corrupted(e, "the event id is missing or not a string"))
+  if (typeof e.type !== "string") return Effect.fail(corrupted(e, "the event type is missing or not a string"))
+  if (typeof e.payloadJson !== "string") return Effect.fail(corrupted(e, "the payload is missing or not a string"))
+  if (typeof e.recordedAtMillis !== "number" || !Number.isFinite(e.recordedAtMillis)) {
+    return Effect.fail(corrupted(e, "the recorded time is missing or not a number"))
+  }
+  if (e.metadataJson !== undefined && typeof e.metadataJson !== "string") {
+    return Effect.fail(corrupted(e, "the metadata is not a string"))
+  }
+  if (e.expiresAtSeconds !== undefined && (typeof e.expiresAtSeconds !== "number" || !Number.isFinite(e.expiresAtSeconds))) {
+    return Effect.fail(corrupted(e, "the TTL is not a number"))
+  }
+  let payload: unknown
+  let metadata: EventMetadata = {}
+  try {
+    payload = JSON.parse(e.payloadJson)
+  } catch (cause) {
+    return Effect.fail(corrupted(e, "the payload is not valid JSON", cause))
+  }
+  if (e.metadataJson !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(e.metadataJson)
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+        return Effect.fail(corrupted(e, "the metadata is not a JSON object"))
+      }
+      metadata = parsed as EventMetadata
+    } catch (cause) {
+      return Effect.fail(corrupted(e, "the metadata is not valid JSON", cause))
+    }
+  }
+  return Effect.succeed({
+    eventId: e.eventId,
+    streamId: e.streamId,
+    version: e.version,
+    type: e.type,
+    payload,
+    metadata,
+    recordedAt: DateTime.makeUnsafe(e.recordedAtMillis),
+    expiresAt: e.expiresAtSeconds === undefined ? undefined : DateTime.makeUnsafe(e.expiresAtSeconds * 1000)
+  })
+}
