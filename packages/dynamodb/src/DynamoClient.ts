@@ -1,0 +1,325 @@
+/**
+ * The DynamoDB client as an Effect service. Every request goes through {@link DynamoClientShape.call},
+ * which is the one place where SDK exceptions become typed errors:
+ *
+ * - a failed condition becomes {@link ConditionFailed} (with the existing item when the
+ *   request asked for it), a cancelled transaction {@link TransactionCanceled} (with the
+ *   reason of each item): the stores decide what they mean (usually a `ConflictError`);
+ * - everything else becomes a core `StorageError` with the operation, the table, a
+ *   classified `reason` and `isRetryable`. Retryable errors (throttling, 5xx, network,
+ *   transaction conflicts) are retried with the client's `retrySchedule` before they
+ *   reach you; condition failures are never retried.
+ *
+ * @since 0.1.0
+ */
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
+import { Errors } from "@dynamo-es/core"
+import { Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
+
+/**
+ * A conditional write found its condition false. `item` is the item as it was, when the
+ * request set `ReturnValuesOnConditionCheckFailure: "ALL_OLD"`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConditionFailed extends Schema.TaggedError<ConditionFailed>()("ConditionFailed", {
+  operation: Schema.String,
+  item: Schema.optional(Schema.Unknown)
+}) {
+  get oldItem(): Record<string, AttributeValue> | undefined {
+    return this.item as Record<string, AttributeValue> | undefined
+  }
+}
+
+/**
+ * A transaction was cancelled because a condition of one of its items failed. `reasons`
+ * has one entry per item, in request order.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TransactionCanceled extends Schema.TaggedError<TransactionCanceled>()("TransactionCanceled", {
+  reasons: Schema.Array(Schema.Unknown)
+}) {
+  get cancellationReasons(): ReadonlyArray<CancellationReason> {
+    return this.reasons as ReadonlyArray<CancellationReason>
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface DynamoClientShape {
+  /** The SDK client, for requests the library does not wrap. */
+  readonly sdk: DynamoDBClient
+  /**
+   * Sends one request, classifies its failure and retries retryable failures with the
+   * client's schedule. `resource` (usually the table name) goes into error messages.
+   */
+  readonly call: <A>(
+    operation: string,
+    resource: string | undefined,
+    send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
+  ) => Effect.Effect<A, Errors.StorageError | ConditionFailed | TransactionCanceled>
+}
+
+/**
+ * Options of the DynamoDB client. Everything is optional: without options the SDK's
+ * own resolution applies (AWS_REGION, AWS_PROFILE, instance roles, ...).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DynamoClientOptions {
+  /** e.g. `http://127.0.0.1:8000` for DynamoDB Local. Leave unset for AWS. */
+  readonly endpoint?: string | undefined
+  readonly region?: string | undefined
+  readonly credentials?: {
+    readonly accessKeyId: string
+    readonly secretAccessKey: string | Redacted.Redacted<string>
+    readonly sessionToken?: string | Redacted.Redacted<string> | undefined
+  } | undefined
+  /**
+   * Retry policy for retryable failures (throttling, 5xx, network errors, transaction
+   * conflicts). Default: exponential from 50 ms, jittered, at most 8 retries.
+   * The SDK's own retries are switched off so that this is the only policy in force.
+   */
+  readonly retrySchedule?: Schedule.Schedule<unknown, Errors.StorageError> | undefined
+  /** A ready SDK client (e.g. with your own middleware). Overrides endpoint/region/credentials. */
+  readonly client?: DynamoDBClient | undefined
+  /** Extra SDK configuration, merged last. */
+  readonly sdkConfig?: DynamoDBClientConfig | undefined
+}
+
+/**
+ * The default retry policy: exponential backoff from 50 ms, jittered, 8 retries at most
+ * (about 13 s in the worst case).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultRetrySchedule: Schedule.Schedule<unknown, Errors.StorageError> = Schedule.exponential("50 millis").pipe(
+  Schedule.jittered,
+  Schedule.upTo({ times: 8 })
+)
+
+const throttled = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "Throttling",
+  "TooManyRequestsException"
+])
+const unavailable = new Set([
+  "InternalServerError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "ServiceUnavailableException",
+  "TransactionConflictException",
+  "TransactionInProgressException",
+  "TimeoutError",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "ENOTFOUND"
+])
+const denied = new Set([
+  "AccessDeniedException",
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+  "MissingAuthenticationTokenException",
+  "ExpiredTokenException",
+  "IncompleteSignatureException"
+])
+const invalid = new Set(["ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException"])
+
+const errorName = (error: unknown): string => {
+  if (typeof error !== "object" || error === null) return "Unknown"
+  const e = error as { name?: unknown; code?: unknown; cause?: { code?: unknown } }
+  if (typeof e.code === "string" && unavailable.has(e.code)) return e.code
+  if (typeof e.cause?.code === "string" && unavailable.has(e.cause.code)) return e.cause.code
+  return typeof e.name === "string" ? e.name : "Unknown"
+}
+
+/**
+ * Classifies a native error (SDK exception, network error) into a `StorageError`.
+ * The one place where this happens.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const classify = (operation: string, resource: string | undefined, error: unknown): Errors.StorageError => {
+  const name = errorName(error)
+  const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode
+  const reason: Errors.StorageErrorReason = throttled.has(name)
+    ? "Throttled"
+    : unavailable.has(name) || (status !== undefined && status >= 500)
+    ? "Unavailable"
+    : name === "ResourceNotFoundException"
+    ? "ResourceNotFound"
+    : denied.has(name)
+    ? "AccessDenied"
+    : invalid.has(name)
+    ? "Validation"
+    : "Unknown"
+  const message = error instanceof Error ? error.message : String(error)
+  return new Errors.StorageError({
+    operation,
+    reason,
+    resource,
+    detail: `${name}: ${message}`,
+    cause: error
+  })
+}
+
+const classifyCancellation = (
+  operation: string,
+  resource: string | undefined,
+  error: { CancellationReasons?: ReadonlyArray<CancellationReason> } & Error
+): Errors.StorageError | TransactionCanceled => {
+  const reasons = error.CancellationReasons ?? []
+  const codes = reasons.map((r) => r.Code ?? "None")
+  if (codes.includes("ConditionalCheckFailed")) return new TransactionCanceled({ reasons })
+  const reason: Errors.StorageErrorReason = codes.includes("ThrottlingError") || codes.includes("ProvisionedThroughputExceeded")
+    ? "Throttled"
+    : codes.includes("TransactionConflict")
+    ? "Unavailable"
+    : codes.includes("ValidationError") || codes.includes("ItemCollectionSizeLimitExceeded")
+    ? "Validation"
+    : "Unknown"
+  return new Errors.StorageError({
+    operation,
+    reason,
+    resource,
+    detail: `TransactionCanceledException (${codes.join(", ")}): ${error.message}`,
+    cause: error
+  })
+}
+
+/**
+ * For requests without conditions: a `ConditionFailed` or `TransactionCanceled` there is
+ * a bug, not a business outcome, so it becomes a defect.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const unconditional = <A, E, R>(
+  effect: Effect.Effect<A, E | ConditionFailed | TransactionCanceled, R>
+): Effect.Effect<A, Exclude<E, ConditionFailed | TransactionCanceled>, R> =>
+  Effect.catchIf(
+    effect,
+    (e): e is ConditionFailed | TransactionCanceled =>
+      typeof e === "object" && e !== null && "_tag" in e && (e._tag === "ConditionFailed" || e._tag === "TransactionCanceled"),
+    (e) => Effect.die(e)
+  ) as Effect.Effect<A, Exclude<E, ConditionFailed | TransactionCanceled>, R>
+
+const reveal = (s: string | Redacted.Redacted<string>): string => (typeof s === "string" ? s : Redacted.value(s))
+
+/**
+ * Builds the client service. The SDK client is destroyed when the scope closes, unless
+ * it was given in `options.client` (then it belongs to the caller).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: DynamoClientOptions = {}) =>
+  Effect.gen(function*() {
+    const sdk = options.client ?? (yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new DynamoDBClient({
+          maxAttempts: 1,
+          ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+          ...(options.region !== undefined ? { region: options.region } : {}),
+          ...(options.credentials !== undefined
+            ? {
+              credentials: {
+                accessKeyId: options.credentials.accessKeyId,
+                secretAccessKey: reveal(options.credentials.secretAccessKey),
+                ...(options.credentials.sessionToken !== undefined
+                  ? { sessionToken: reveal(options.credentials.sessionToken) }
+                  : {})
+              }
+            }
+            : {}),
+          ...options.sdkConfig
+        })
+      ),
+      (client) => Effect.sync(() => client.destroy())
+    ))
+    const schedule = options.retrySchedule ?? defaultRetrySchedule
+
+    const call: DynamoClientShape["call"] = (operation, resource, send) =>
+      Effect.tryPromise({
+        try: (signal) => send(sdk, signal),
+        catch: (error): Errors.StorageError | ConditionFailed | TransactionCanceled => {
+          const name = errorName(error)
+          if (name === "ConditionalCheckFailedException") {
+            return new ConditionFailed({ operation, item: (error as { Item?: unknown }).Item })
+          }
+          if (name === "TransactionCanceledException") {
+            return classifyCancellation(operation, resource, error as Error)
+          }
+          return classify(operation, resource, error)
+        }
+      }).pipe(
+        Effect.retry({
+          schedule: schedule as Schedule.Schedule<unknown, Errors.StorageError | ConditionFailed | TransactionCanceled>,
+          while: (e) => e._tag === "StorageError" && e.isRetryable
+        })
+      )
+
+    return DynamoClient.of({ sdk, call })
+  })
+
+/**
+ * The DynamoDB client service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class DynamoClient extends Context.Service<DynamoClient, DynamoClientShape>()("@dynamo-es/dynamodb/DynamoClient") {}
+
+/**
+ * A layer with explicit options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: DynamoClientOptions = {}): Layer.Layer<DynamoClient> => Layer.effect(DynamoClient, make(options))
+
+/**
+ * A layer configured from the environment (through Effect `Config`):
+ * `DYNAMODB_ENDPOINT` (optional; unset means AWS itself), `AWS_REGION`,
+ * `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (optional; unset
+ * means the SDK's default credential chain: profiles, SSO, instance and task roles).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<DynamoClient, Config.ConfigError> = Layer.unwrap(
+  Effect.gen(function*() {
+    const endpoint = yield* Config.option(Config.String("DYNAMODB_ENDPOINT"))
+    const region = yield* Config.option(Config.String("AWS_REGION"))
+    const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
+    const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+    const sessionToken = yield* Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
+    return layer({
+      endpoint: Option.getOrUndefined(endpoint),
+      region: Option.getOrUndefined(region),
+      credentials: Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+        ? {
+          accessKeyId: accessKeyId.value,
+          secretAccessKey: secretAccessKey.value,
+          sessionToken: Option.getOrUndefined(sessionToken)
+        }
+        : undefined
+    })
+  })
+)

@@ -1,0 +1,200 @@
+/**
+ * Table definitions and `ensureTables`: create the tables the stores need, wait until
+ * they are ACTIVE, and leave existing ones alone. For production, print the definitions
+ * (`cloudFormation(...)`, or `npx dynamo-es-tables` from this package) and manage the
+ * tables with your infrastructure tool instead.
+ *
+ * @since 0.1.0
+ */
+import {
+  type CreateTableCommandInput,
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  UpdateTimeToLiveCommand
+} from "@aws-sdk/client-dynamodb"
+import { Errors } from "@dynamo-es/core"
+import { Duration, Effect, Schema } from "effect"
+import { DynamoClient, unconditional } from "./DynamoClient.js"
+
+/**
+ * A table the library needs: its `CreateTable` input and, optionally, its TTL attribute.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TableDefinition {
+  readonly create: CreateTableCommandInput & { readonly TableName: string }
+  /** Attribute holding the TTL (epoch seconds); TTL is enabled on it by `ensureTables`. */
+  readonly ttlAttribute?: string | undefined
+}
+
+/**
+ * The events table: partition key `s` (stream id, S), sort key `v` (version, N),
+ * on-demand billing, TTL on `x`, a DynamoDB Stream of new images (for projections; it
+ * costs nothing until read). No secondary index: every event costs one item write.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
+export const eventsTable = (tableName: string): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: "s", AttributeType: "S" },
+      { AttributeName: "v", AttributeType: "N" }
+    ],
+    KeySchema: [
+      { AttributeName: "s", KeyType: "HASH" },
+      { AttributeName: "v", KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST",
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" }
+  },
+  ttlAttribute: "x"
+})
+
+/**
+ * An existing table does not have the key schema the library needs.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TableMismatchError extends Schema.TaggedError<TableMismatchError>()("TableMismatchError", {
+  tableName: Schema.String,
+  expected: Schema.String,
+  actual: Schema.String
+}) {
+  override get message(): string {
+    return `Table "${this.tableName}" exists with key schema ${this.actual}, but dynamo-es needs ${this.expected}. Use another table name or migrate the table.`
+  }
+}
+
+const keyString = (keys: ReadonlyArray<{ AttributeName?: string | undefined; KeyType?: string | undefined }> | undefined) =>
+  (keys ?? []).map((k) => `${k.AttributeName}:${k.KeyType}`).join(",")
+
+const waitActive = (client: DynamoClient["Service"], tableName: string) =>
+  client.call("DescribeTable", tableName, (c, abortSignal) => c.send(new DescribeTableCommand({ TableName: tableName }), { abortSignal })).pipe(
+    Effect.flatMap((r) =>
+      r.Table?.TableStatus === "ACTIVE"
+        ? Effect.succeed(r.Table)
+        : Effect.fail(new Errors.StorageError({
+          operation: "DescribeTable",
+          reason: "Unavailable",
+          resource: tableName,
+          detail: `table is ${r.Table?.TableStatus ?? "unknown"}, waiting for ACTIVE`
+        }))
+    ),
+    Effect.retry({ while: (e) => e._tag === "StorageError" && e.reason === "Unavailable", times: 300 }),
+    Effect.timeoutOrElse({
+      duration: Duration.minutes(10),
+      orElse: () =>
+        Effect.fail(new Errors.StorageError({
+          operation: "DescribeTable",
+          reason: "Unavailable",
+          resource: tableName,
+          detail: "the table did not become ACTIVE within 10 minutes"
+        }))
+    })
+  )
+
+const notFound = (e: { readonly _tag: string; readonly reason?: string }) =>
+  e._tag === "StorageError" && e.reason === "ResourceNotFound"
+
+/**
+ * Creates each table that does not exist, waits until it is ACTIVE and enables its TTL.
+ * Existing tables are left alone, but their key schema is checked
+ * ({@link TableMismatchError} when it differs). Idempotent; safe to run at every start
+ * in development. Returns the names of the tables it created.
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const ensureTables = Effect.fn("ensureTables")(function*(definitions: ReadonlyArray<TableDefinition>) {
+  const client = yield* DynamoClient
+  const created: Array<string> = []
+  for (const def of definitions) {
+    const name = def.create.TableName
+    const existing = yield* client.call("DescribeTable", name, (c, abortSignal) =>
+      c.send(new DescribeTableCommand({ TableName: name }), { abortSignal })).pipe(
+        Effect.map((r) => r.Table),
+        Effect.catchIf(notFound, () => Effect.succeed(undefined))
+      )
+    if (existing === undefined) {
+      yield* client.call("CreateTable", name, (c, abortSignal) => c.send(new CreateTableCommand(def.create), { abortSignal })).pipe(
+        Effect.catchIf(
+          (e) => e._tag === "StorageError" && /ResourceInUse/.test(e.detail),
+          () => Effect.void // created concurrently by someone else: fine
+        )
+      )
+      created.push(name)
+    } else {
+      const expected = keyString(def.create.KeySchema)
+      const actual = keyString(existing.KeySchema)
+      if (expected !== actual) return yield* new TableMismatchError({ tableName: name, expected, actual })
+    }
+    yield* waitActive(client, name)
+    if (def.ttlAttribute !== undefined) {
+      const ttl = yield* client.call("DescribeTimeToLive", name, (c, abortSignal) =>
+        c.send(new DescribeTimeToLiveCommand({ TableName: name }), { abortSignal }))
+      const status = ttl.TimeToLiveDescription?.TimeToLiveStatus
+      if (status !== "ENABLED" && status !== "ENABLING") {
+        yield* client.call("UpdateTimeToLive", name, (c, abortSignal) =>
+          c.send(
+            new UpdateTimeToLiveCommand({
+              TableName: name,
+              TimeToLiveSpecification: { AttributeName: def.ttlAttribute!, Enabled: true }
+            }),
+            { abortSignal }
+          ))
+      }
+    }
+  }
+  return created
+}, unconditional)
+
+/**
+ * Deletes tables (missing ones are ignored). For tests and tear-down scripts.
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const deleteTables = Effect.fn("deleteTables")(function*(tableNames: ReadonlyArray<string>) {
+  const client = yield* DynamoClient
+  for (const name of tableNames) {
+    yield* client.call("DeleteTable", name, (c, abortSignal) => c.send(new DeleteTableCommand({ TableName: name }), { abortSignal })).pipe(
+      Effect.catchIf(notFound, () => Effect.void)
+    )
+  }
+}, unconditional)
+
+/**
+ * The definitions as a CloudFormation `Resources` object (also valid for CDK's
+ * `CfnTable` props and a close match for Terraform's `aws_dynamodb_table`). Print it with
+ * `JSON.stringify(cloudFormation([...]), null, 2)`.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
+export const cloudFormation = (definitions: ReadonlyArray<TableDefinition>): Record<string, unknown> =>
+  Object.fromEntries(definitions.map((def) => [
+    def.create.TableName.replace(/[^A-Za-z0-9]/g, "") + "Table",
+    {
+      Type: "AWS::DynamoDB::Table",
+      DeletionPolicy: "Retain",
+      Properties: {
+        TableName: def.create.TableName,
+        AttributeDefinitions: def.create.AttributeDefinitions,
+        KeySchema: def.create.KeySchema,
+        BillingMode: def.create.BillingMode,
+        ...(def.create.GlobalSecondaryIndexes ? { GlobalSecondaryIndexes: def.create.GlobalSecondaryIndexes } : {}),
+        ...(def.create.StreamSpecification
+          ? { StreamSpecification: { StreamViewType: def.create.StreamSpecification.StreamViewType } }
+          : {}),
+        ...(def.ttlAttribute ? { TimeToLiveSpecification: { AttributeName: def.ttlAttribute, Enabled: true } } : {}),
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true
+      }
+    }
+  ]))

@@ -1,0 +1,8 @@
+/**
+ * @dynamo-es/dynamodb: DynamoDB implementations of the @dynamo-es/core services.
+ *
+ * @since 0.1.0
+ */
+export * as DynamoClient from "./DynamoClient.js"
+export * as DynamoEventStore from "./DynamoEventStore.js"
+export * as Tables from "./Tables.js"
