@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    name: "dynamodb-local",
+    root: import.meta.dirname,
+    // The tests start and stop DynamoDB Local themselves; the package's globalSetup is for others.
+    globalSetup: [],
+    include: ["test/**/*.test.ts"]
+  }
+})
