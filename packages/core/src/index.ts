@@ -5,3 +5,5 @@
  */
 export * as Errors from "./Errors.js"
 export * as EventStore from "./EventStore.js"
+export * as SnapshotStore from "./SnapshotStore.js"
+export * as Aggregate from "./Aggregate.js"

@@ -6,3 +6,4 @@
 export * as DynamoClient from "./DynamoClient.js"
 export * as DynamoEventStore from "./DynamoEventStore.js"
 export * as Tables from "./Tables.js"
+export * as DynamoSnapshotStore from "./DynamoSnapshotStore.js"

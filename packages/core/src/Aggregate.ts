@@ -1,0 +1,346 @@
+/**
+ * Aggregates as deciders: an initial state, `evolve(state, event)` and
+ * `decide(command, state)` returning events or a typed domain error. The aggregate
+ * loads itself (newest usable snapshot + the events after it), handles commands with
+ * optimistic concurrency (retrying on `ConflictError`), and snapshots every N events
+ * when you ask it to.
+ *
+ * ```ts
+ * const Account = Aggregate.make({
+ *   events: AccountEvent,
+ *   initialState: { balance: 0, open: false },
+ *   evolve: (s, e) => ...,
+ *   decide: (command, state) => ... , // events, or Effect.fail(new InsufficientFunds(...))
+ *   snapshots: { schema: AccountState, schemaVersion: 1, every: 100 }
+ * })
+ * yield* Account.handle("account-1", { _tag: "Withdraw", amount: 30 })
+ * ```
+ *
+ * Snapshots are used when a `SnapshotStore` is provided and `snapshots` is set; without a
+ * `SnapshotStore` in the context the aggregate replays from events.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option, Schedule, Schema, Stream } from "effect"
+import type { ConflictError, CorruptedEventError, InvalidInputError, StorageError } from "./Errors.js"
+import { NotFoundError } from "./Errors.js"
+import * as EventStore from "./EventStore.js"
+import * as SnapshotStore from "./SnapshotStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Definition<State, Event extends { readonly _tag: string }, EventEncoded, Command, E, StateEncoded> {
+  /** The Schema of the aggregate's events (a union of tagged structs/classes). */
+  readonly events: Schema.Codec<Event, EventEncoded>
+  readonly initialState: State
+  /** Applies one event to the state. Pure. */
+  readonly evolve: (state: State, event: Event) => State
+  /**
+   * Decides which events a command produces in a state: an array (possibly empty: nothing
+   * to append), or an Effect failing with a domain error.
+   */
+  readonly decide: (
+    command: Command,
+    state: State,
+    context: { readonly streamId: string; readonly version: number }
+  ) => ReadonlyArray<Event> | Effect.Effect<ReadonlyArray<Event>, E>
+  /**
+   * Snapshot policy. `schemaVersion`: bump it whenever `evolve` or the state Schema changes
+   * meaning; older snapshots are then ignored and the state rebuilt from events.
+   * `every`: save a snapshot when a command crosses a multiple of this many events.
+   */
+  readonly snapshots?: {
+    readonly schema: Schema.Codec<State, StateEncoded>
+    readonly schemaVersion: number
+    readonly every?: number | undefined
+  } | undefined
+  /**
+   * Retries of `handle` after a `ConflictError` (reload, decide again, append). Default:
+   * 10 retries, exponential from 10 ms, jittered. After that the `ConflictError` is returned.
+   */
+  readonly conflictRetry?: Schedule.Schedule<unknown, ConflictError> | undefined
+}
+
+/**
+ * A loaded aggregate.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Loaded<State> {
+  readonly streamId: string
+  readonly state: State
+  /** The stream version the state includes (0: no events). */
+  readonly version: number
+  /** The snapshot version the load started from, if one was used. */
+  readonly snapshotVersion: number | undefined
+  /** How many events were read and applied (after the snapshot, if any). */
+  readonly eventsRead: number
+}
+
+/**
+ * The result of a handled command.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handled<State, Event> {
+  readonly streamId: string
+  readonly state: State
+  readonly version: number
+  /** The appended events (empty when the command decided nothing). */
+  readonly events: ReadonlyArray<EventStore.EventEnvelope<Event>>
+}
+
+/**
+ * Errors of loading.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type LoadError = InvalidInputError | CorruptedEventError | StorageError
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Aggregate<State, Event extends { readonly _tag: string }, Command, E> {
+  readonly events: EventStore.TypedEventStore<Event>
+  /** Loads the current state; a missing stream is the initial state at version 0. */
+  readonly load: (streamId: string) => Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore>
+  /** Like `load`, but a missing stream is a `NotFoundError`. */
+  readonly loadExisting: (streamId: string) => Effect.Effect<Loaded<State>, LoadError | NotFoundError, EventStore.EventStore>
+  /**
+   * Load, decide, append with the loaded version as expected version; on `ConflictError`
+   * retry with `conflictRetry`. Snapshots afterwards when the policy says so (a failed
+   * snapshot is logged, never fails the command: the events are stored).
+   */
+  readonly handle: (
+    streamId: string,
+    command: Command,
+    options?: { readonly metadata?: EventStore.EventMetadata | undefined }
+  ) => Effect.Effect<Handled<State, Event>, E | EventStore.AppendError | LoadError, EventStore.EventStore>
+  /** Folds events over the initial state (or a given state). Pure. */
+  readonly fold: (events: Iterable<Event>, from?: State) => State
+  readonly definition: Definition<State, Event, unknown, Command, E, unknown>
+}
+
+const defaultConflictRetry: Schedule.Schedule<unknown, ConflictError> = Schedule.exponential("10 millis").pipe(
+  Schedule.jittered,
+  Schedule.upTo({ times: 10 })
+)
+
+/**
+ * Defines an aggregate.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <State, Event extends { readonly _tag: string }, EventEncoded, Command, E = never, StateEncoded = unknown>(
+  definition: Definition<State, Event, EventEncoded, Command, E, StateEncoded>
+): Aggregate<State, Event, Command, E> => {
+  const events = EventStore.typed(definition.events)
+  const snapshots = definition.snapshots === undefined
+    ? undefined
+    : SnapshotStore.typed(definition.snapshots.schema, { schemaVersion: definition.snapshots.schemaVersion })
+  const every = definition.snapshots?.every
+  if (every !== undefined && (!Number.isSafeInteger(every) || every < 1)) {
+    throw new Error(`Aggregate: snapshots.every must be an integer >= 1, got ${every}`)
+  }
+
+  const fold = (list: Iterable<Event>, from: State = definition.initialState) => {
+    let state = from
+    for (const e of list) state = definition.evolve(state, e)
+    return state
+  }
+
+  const loadSnapshot = (streamId: string) =>
+    Effect.gen(function*() {
+      if (snapshots === undefined) return Option.none<SnapshotStore.Snapshot<State>>()
+      const store = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
+      if (Option.isNone(store)) return Option.none<SnapshotStore.Snapshot<State>>()
+      return yield* snapshots.load(streamId).pipe(
+        Effect.provideService(SnapshotStore.SnapshotStore, store.value),
+        // A snapshot is an optimisation: when it cannot be read, replay from events.
+        Effect.catch((error) =>
+          Effect.logWarning(`Ignoring the snapshot of ${streamId}: ${error.message}`).pipe(
+            Effect.as(Option.none<SnapshotStore.Snapshot<State>>())
+          )
+        )
+      )
+    })
+
+  const load = (streamId: string): Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore> =>
+    Effect.gen(function*() {
+      const snapshot = yield* loadSnapshot(streamId)
+      const from = Option.isSome(snapshot) ? snapshot.value.version + 1 : 1
+      const start = Option.isSome(snapshot) ? snapshot.value.state : definition.initialState
+      const result = yield* events.read(streamId, { from }).pipe(
+        Stream.runFold(
+          () => ({ state: start, version: from - 1, count: 0 }),
+          (acc, e) => ({ state: definition.evolve(acc.state, e.payload), version: e.version, count: acc.count + 1 })
+        ),
+        Effect.catchTag("NotFoundError", () => Effect.succeed(undefined))
+      )
+      if (result === undefined) {
+        // No events at all: a snapshot without a stream is stale (the stream was deleted).
+        return { streamId, state: definition.initialState, version: 0, snapshotVersion: undefined, eventsRead: 0 }
+      }
+      return {
+        streamId,
+        state: result.state,
+        version: result.version,
+        snapshotVersion: Option.isSome(snapshot) ? snapshot.value.version : undefined,
+        eventsRead: result.count
+      }
+    }).pipe(Effect.withSpan("Aggregate.load", { attributes: { streamId } }))
+
+  const loadExisting = (streamId: string) =>
+    Effect.flatMap(load(streamId), (loaded) =>
+      loaded.version === 0 ? Effect.fail(new NotFoundError({ resource: "stream", id: streamId })) : Effect.succeed(loaded))
+
+  const maybeSnapshot = (streamId: string, before: number, after: number, state: State) =>
+    Effect.gen(function*() {
+      if (snapshots === undefined || every === undefined) return
+      if (Math.floor(after / every) <= Math.floor(before / every)) return
+      const store = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
+      if (Option.isNone(store)) return
+      yield* snapshots.save(streamId, { version: after, state }).pipe(
+        Effect.provideService(SnapshotStore.SnapshotStore, store.value),
+        Effect.catch((error) => Effect.logWarning(`Snapshot of ${streamId} at version ${after} failed: ${error.message}`))
+      )
+    })
+
+  const attempt = (
+    streamId: string,
+    command: Command,
+    metadata: EventStore.EventMetadata | undefined
+  ): Effect.Effect<Handled<State, Event>, E | EventStore.AppendError | LoadError, EventStore.EventStore> =>
+    Effect.gen(function*() {
+      const loaded = yield* load(streamId)
+      const decided = definition.decide(command, loaded.state, { streamId, version: loaded.version })
+      const decidedEvents: ReadonlyArray<Event> = Effect.isEffect(decided)
+        ? yield* (decided as Effect.Effect<ReadonlyArray<Event>, E>)
+        : decided as ReadonlyArray<Event>
+      if (decidedEvents.length === 0) {
+        return { streamId, state: loaded.state, version: loaded.version, events: [] }
+      }
+      const appended = yield* events.append(streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
+      const state = fold(decidedEvents, loaded.state)
+      yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
+      return { streamId, state, version: appended.version, events: appended.events }
+    })
+
+  const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) =>
+    attempt(streamId, command, options?.metadata).pipe(
+      Effect.retry({
+        schedule: (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>,
+        while: (e) => typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "ConflictError"
+      }),
+      Effect.withSpan("Aggregate.handle", { attributes: { streamId } })
+    )
+
+  return {
+    events,
+    load,
+    loadExisting,
+    handle,
+    fold,
+    definition: definition as unknown as Definition<State, Event, unknown, Command, E, unknown>
+  }
+}
+
+// -----------------------------------------------------------------------------
+// given / when / then
+// -----------------------------------------------------------------------------
+
+/**
+ * A given/when/then expectation did not hold. The message shows expected and actual.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DeciderAssertionError extends Schema.TaggedError<DeciderAssertionError>()("DeciderAssertionError", {
+  expected: Schema.String,
+  actual: Schema.String
+}) {
+  override get message(): string {
+    return `Expected ${this.expected}\n     got ${this.actual}`
+  }
+}
+
+const describeError = (e: unknown) => {
+  if (typeof e !== "object" || e === null) return JSON.stringify(e)
+  const fields = Object.fromEntries(Object.entries(e).filter(([k]) => k !== "stack"))
+  return JSON.stringify({ _tag: (e as { _tag?: unknown })._tag, ...fields })
+}
+
+/**
+ * Given/when/then for deciders, without any storage:
+ *
+ * ```ts
+ * it.effect("rejects an overdraft", () =>
+ *   Aggregate.given(Account, [opened, deposited(10)])
+ *     .when({ _tag: "Withdraw", amount: 50 })
+ *     .thenFails(new InsufficientFunds({ balance: 10, requested: 50 })))
+ * ```
+ *
+ * Events are compared in their Schema-encoded form; errors by tag and fields.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const given = <State, Event extends { readonly _tag: string }, Command, E>(
+  aggregate: Aggregate<State, Event, Command, E>,
+  history: ReadonlyArray<Event>,
+  options: { readonly streamId?: string } = {}
+) => {
+  const encodeAll = (list: ReadonlyArray<Event>) =>
+    JSON.stringify(list.map((e) => Schema.encodeSync(aggregate.definition.events)(e)))
+  const state = aggregate.fold(history)
+  const when = (command: Command) => {
+    const decided = Effect.suspend(() => {
+      const d = aggregate.definition.decide(command, state, {
+        streamId: options.streamId ?? "test-stream",
+        version: history.length
+      })
+      return Effect.isEffect(d) ? (d as Effect.Effect<ReadonlyArray<Event>, E>) : Effect.succeed(d as ReadonlyArray<Event>)
+    })
+    return {
+      /** The decided events and the resulting state, for your own assertions. */
+      result: Effect.map(decided, (events) => ({ events, state: aggregate.fold(events, state) })),
+      /** Expects exactly these events (in order). */
+      then: (expected: ReadonlyArray<Event>) =>
+        Effect.flatMap(
+          Effect.mapError(decided, (e) => new DeciderAssertionError({ expected: encodeAll(expected), actual: `error ${describeError(e)}` })),
+          (events) =>
+            encodeAll(events) === encodeAll(expected)
+              ? Effect.void
+              : Effect.fail(new DeciderAssertionError({ expected: encodeAll(expected), actual: encodeAll(events) }))
+        ),
+      /** Expects the command to fail with this error (same tag and fields) or one matching the predicate. */
+      thenFails: (expected: E | ((error: E) => boolean)) =>
+        Effect.matchEffect(decided, {
+          onSuccess: (events) =>
+            Effect.fail(new DeciderAssertionError({
+              expected: typeof expected === "function" ? "an error" : `error ${describeError(expected)}`,
+              actual: `events ${encodeAll(events)}`
+            })),
+          onFailure: (error) => {
+            const ok = typeof expected === "function"
+              ? (expected as (error: E) => boolean)(error)
+              : describeError(error) === describeError(expected)
+            return ok
+              ? Effect.void
+              : Effect.fail(new DeciderAssertionError({
+                expected: typeof expected === "function" ? "an error matching the predicate" : `error ${describeError(expected)}`,
+                actual: `error ${describeError(error)}`
+              }))
+          }
+        })
+    }
+  }
+  return { state, when }
+}

@@ -1,0 +1,6 @@
+import { SnapshotStore } from "../src/index.js"
+import { snapshotStoreConformance } from "./conformance/SnapshotStoreConformance.js"
+
+snapshotStoreConformance("in-memory", (options) =>
+  options === undefined ? SnapshotStore.layerMemory : SnapshotStore.layerMemoryWith(options))
+
