@@ -3,12 +3,14 @@
  *
  *   npm run example
  *
- * Opens an account, deposits, withdraws, rejects an overdraft, lets two writers race
- * (one gets a ConflictError) and prints the stream. Set DYNAMODB_ENDPOINT to run it
- * against a DynamoDB you started yourself instead.
+ * Part 1 uses the event store directly: opens an account, deposits, withdraws, rejects
+ * an overdraft, lets two writers race (one gets a ConflictError) and prints the stream.
+ * Part 2 defines the account as an aggregate (decider) with snapshots every 25 events and
+ * shows how many events a load reads. Set DYNAMODB_ENDPOINT to run it against a DynamoDB
+ * you started yourself instead.
  */
-import { Errors, EventStore } from "@dynamo-es/core"
-import { DynamoEventStore } from "@dynamo-es/dynamodb"
+import { Aggregate, Errors, EventStore } from "@dynamo-es/core"
+import { DynamoEventStore, DynamoSnapshotStore } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, DateTime, Effect, Layer, Schema, Stream } from "effect"
@@ -84,15 +86,66 @@ const program = Effect.gen(function*() {
   yield* Console.log(`Balance: ${balanceOf((yield* Stream.runCollect(Accounts.read(id))).map((e) => e.payload))}`)
 })
 
-// --- wiring: DynamoDB Local -> client -> event store ------------------------------
+// --- part 2: the same account as an aggregate, with snapshots ----------------------
 
-const EventStoreLive = DynamoEventStore.layer({ tableName: "bank-events" }).pipe(
+const AccountState = Schema.Struct({ owner: Schema.String, balance: Schema.Finite })
+type AccountState = typeof AccountState.Type
+type AccountCommand =
+  | { readonly _tag: "Open"; readonly owner: string }
+  | { readonly _tag: "Deposit"; readonly amount: number }
+  | { readonly _tag: "Withdraw"; readonly amount: number }
+
+const Account = Aggregate.make({
+  events: AccountEvent,
+  initialState: { owner: "", balance: 0 } as AccountState,
+  evolve: (state: AccountState, event: AccountEvent): AccountState =>
+    event._tag === "AccountOpened"
+      ? { ...state, owner: event.owner }
+      : { ...state, balance: state.balance + (event._tag === "MoneyDeposited" ? event.amount : -event.amount) },
+  decide: (command: AccountCommand, state): Effect.Effect<ReadonlyArray<AccountEvent>, InsufficientFunds> => {
+    switch (command._tag) {
+      case "Open":
+        return Effect.succeed([{ _tag: "AccountOpened", owner: command.owner }])
+      case "Deposit":
+        return Effect.succeed([{ _tag: "MoneyDeposited", amount: command.amount }])
+      case "Withdraw":
+        return command.amount > state.balance
+          ? Effect.fail(new InsufficientFunds({ balance: state.balance, requested: command.amount }))
+          : Effect.succeed([{ _tag: "MoneyWithdrawn", amount: command.amount }])
+    }
+  },
+  // Bump schemaVersion whenever evolve or AccountState changes meaning: old snapshots are ignored.
+  snapshots: { schema: AccountState, schemaVersion: 1, every: 25 }
+})
+
+const aggregates = Effect.gen(function*() {
+  const id = `account-${Date.now().toString(36)}-agg`
+  yield* Console.log(`\nAggregate ${id}: 1 open + 60 deposits, a snapshot every 25 events`)
+  yield* Account.handle(id, { _tag: "Open", owner: "Grace" })
+  for (let i = 1; i <= 60; i++) yield* Account.handle(id, { _tag: "Deposit", amount: 1 })
+  const loaded = yield* Account.load(id)
+  yield* Console.log(
+    `  loaded version ${loaded.version}: snapshot at version ${loaded.snapshotVersion} + ${loaded.eventsRead} events read (instead of ${loaded.version})`
+  )
+  yield* Console.log(`  state: ${JSON.stringify(loaded.state)}`)
+  yield* Account.handle(id, { _tag: "Withdraw", amount: 1_000 }).pipe(
+    Effect.catchTag("InsufficientFunds", (e) => Console.log(`  withdraw 1000 rejected: balance is ${e.balance}`))
+  )
+})
+
+// --- wiring: DynamoDB Local -> client -> event store + snapshot store ------------
+
+const StoresLive = Layer.mergeAll(
+  DynamoEventStore.layer({ tableName: "bank-events" }),
+  DynamoSnapshotStore.layer({ tableName: "bank-snapshots" })
+).pipe(
   Layer.provide(Fixtures.layerClientFor()),
   Layer.provide(DynamoDBLocal.layer())
 )
 
 Console.log("Starting DynamoDB Local (set DYNAMODB_ENDPOINT to use your own)...").pipe(
   Effect.andThen(program),
-  Effect.provide(EventStoreLive),
+  Effect.andThen(aggregates),
+  Effect.provide(StoresLive),
   NodeRuntime.runMain
 )
