@@ -162,7 +162,7 @@ export const make = (options: DynamoEventStoreOptions) =>
      * of the versions already exists (someone else appended). A condition failure caused
      * by our own earlier attempt (same event id at base+1) counts as success.
      */
-    const write = (streamId: string, base: number, events: ReadonlyArray<PreparedEvent>, token: string) => {
+    const write = (streamId: string, base: number, events: ReadonlyArray<PreparedEvent>) => {
       const ours = (item: Record<string, AttributeValue> | undefined) => item?.i?.S === events[0]!.eventId
       if (events.length === 1) {
         return client.call("PutItem", table, (c, abortSignal) =>
@@ -181,6 +181,7 @@ export const make = (options: DynamoEventStoreOptions) =>
             asStorageError
           )
       }
+      const token = nextToken()
       return client.call("TransactWriteItems", table, (c, abortSignal) =>
         c.send(
           new TransactWriteItemsCommand({
@@ -192,7 +193,8 @@ export const make = (options: DynamoEventStoreOptions) =>
                 ReturnValuesOnConditionCheckFailure: "ALL_OLD"
               }
             })),
-            // Makes our own retries of this transaction idempotent for 10 minutes.
+            // Makes our own retries of this very request idempotent for 10 minutes. A token
+            // must never be reused for a different request (other versions): one per write.
             ClientRequestToken: token,
             ReturnConsumedCapacity: "TOTAL"
           }),
@@ -218,7 +220,6 @@ export const make = (options: DynamoEventStoreOptions) =>
           options,
           now
         )
-        const token = nextToken(now)
         const conflict = (actual: number) =>
           new Errors.ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
 
@@ -230,13 +231,13 @@ export const make = (options: DynamoEventStoreOptions) =>
             if (actual !== n) return yield* conflict(actual)
           }
           base = n
-          if (!(yield* write(streamId, base, prepared, token))) return yield* conflict(yield* currentVersion(streamId))
+          if (!(yield* write(streamId, base, prepared))) return yield* conflict(yield* currentVersion(streamId))
         } else {
           let attempt = 0
           while (true) {
             base = yield* currentVersion(streamId)
             if (expected === "streamExists" && base === 0) return yield* conflict(0)
-            if (yield* write(streamId, base, prepared, token)) break
+            if (yield* write(streamId, base, prepared)) break
             if (++attempt >= maxAttempts) return yield* conflict(yield* currentVersion(streamId))
             // Someone else appended: back off a little so that racing writers spread out.
             yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))

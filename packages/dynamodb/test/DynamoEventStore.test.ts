@@ -221,6 +221,41 @@ describe("DynamoEventStore", { timeout: 120_000 }, () => {
         })
       ))
 
+    it.live("a ClientRequestToken is reused only by retries of the very same transaction", () =>
+      instrumented(({ setFault }) =>
+        Effect.gen(function*() {
+          const id = streamId()
+          const seen = new Map<string, string>()
+          let reused = 0
+          let lost = false
+          setFault(async (command, input, proceed) => {
+            if (command !== "TransactWriteItems") return proceed()
+            const body = JSON.stringify(input.TransactItems.map((t: any) => [t.Put.Item.v.N, t.Put.Item.i.S]))
+            const previous = seen.get(input.ClientRequestToken)
+            if (previous !== undefined) {
+              reused++
+              assert.strictEqual(previous, body, "a token was reused for a different request")
+            }
+            seen.set(input.ClientRequestToken, body)
+            if (!lost) {
+              // The first transaction that DynamoDB accepts loses its response.
+              await proceed()
+              lost = true
+              throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
+            }
+            return proceed()
+          })
+          // Contention: every "any" append that loses retries at another version.
+          yield* Effect.forEach(range(1, 8), (n) => Accounts.append(id, deposits(2, n * 10), { expectedVersion: "any" }), {
+            concurrency: "unbounded",
+            discard: true
+          })
+          assert.strictEqual(reused, 1, "only the retry after the lost response reuses its token")
+          assert.isAbove(seen.size, 8, "losers retried with new tokens")
+          assert.deepStrictEqual((yield* Stream.runCollect(Accounts.read(id))).map((e) => e.version), range(1, 16))
+        })
+      ))
+
     it.live("throttling and transaction conflicts are retried with backoff", () =>
       instrumented(({ recorder, setFault }) =>
         Effect.gen(function*() {

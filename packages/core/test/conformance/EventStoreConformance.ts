@@ -468,6 +468,23 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
           assert.deepStrictEqual(all.map((e) => (e.payload as { amount: number }).amount).sort((a, b) => a - b), range(1, 20))
         })))
 
+      it.live("10 fibers appending 3 events each with \"any\": all land, each append contiguous", () =>
+        run(Effect.gen(function*() {
+          const id = streamId()
+          yield* Effect.forEach(
+            range(1, 10),
+            (n) => Accounts.append(id, deposits(3, n * 100), { expectedVersion: "any" }),
+            { concurrency: "unbounded", discard: true }
+          )
+          const all = yield* readAll(id)
+          assert.deepStrictEqual(versions(all), range(1, 30))
+          const amounts = all.map((e) => (e.payload as { amount: number }).amount)
+          for (let i = 0; i < 30; i += 3) {
+            assert.deepStrictEqual(amounts.slice(i, i + 3), range(amounts[i]!, amounts[i]! + 2))
+          }
+          assert.deepStrictEqual(amounts.filter((a) => a % 100 === 0).sort((a, b) => a - b), range(1, 10).map((n) => n * 100))
+        })))
+
       it.live("concurrent appends to different streams do not interfere", () =>
         run(Effect.gen(function*() {
           const ids = range(1, 10).map(() => streamId())
