@@ -38,7 +38,7 @@ import {
   NotFoundError,
   type StorageError
 } from "./Errors.js"
-import { decodeStoredEvent } from "./internal/envelope.js"
+import { decodeStoredEvent, envelopeOf } from "./internal/envelope.js"
 import {
   type PreparedEvent,
   prepareAppend,
@@ -136,6 +136,7 @@ export interface AppendResult<P = unknown> {
   readonly streamId: string
   /** The stream's version after the append: the version of the last appended event. */
   readonly version: number
+  /** The stored events; their payloads are the values you passed (not re-read from storage). */
   readonly events: ReadonlyArray<EventEnvelope<P>>
 }
 
@@ -440,14 +441,13 @@ export const makeMemory = (
         if (!ok) {
           return Effect.fail(new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual }))
         }
-        const stored = prepared.events.map((e, i): MemoryEvent => ({ ...e, version: actual + i + 1 }))
-        return Effect.forEach(stored, (e) => toEnvelope(streamId, e)).pipe(
-          Effect.orDie,
-          Effect.map((envelopes) => {
-            streams.set(streamId, stream.concat(stored))
-            return { streamId, version: actual + stored.length, events: envelopes }
-          })
-        )
+        const stored = prepared.events.map((e, i): MemoryEvent => ({ ...e, payload: undefined, version: actual + i + 1 }))
+        streams.set(streamId, stream.concat(stored))
+        return Effect.succeed({
+          streamId,
+          version: actual + stored.length,
+          events: prepared.events.map((e, i) => envelopeOf(streamId, actual + i + 1, e))
+        })
       }))
     })
 

@@ -257,7 +257,9 @@ export const make = (options: DynamoClientOptions = {}) =>
 
     const call: DynamoClientShape["call"] = (operation, resource, send) =>
       Effect.tryPromise({
-        try: (signal) => send(sdk, signal),
+        // Effect creates an AbortController only for a function that takes the signal:
+        // callers that ignore it (writes) do not pay for one.
+        try: send.length >= 2 ? (signal: AbortSignal) => send(sdk, signal) : () => send(sdk, undefined as never),
         catch: (error): Errors.StorageError | ConditionFailed | TransactionCanceled => {
           const name = errorName(error)
           if (name === "ConditionalCheckFailedException") {

@@ -31,7 +31,7 @@ import {
   TransactWriteItemsCommand
 } from "@aws-sdk/client-dynamodb"
 import { Errors, EventStore } from "@dynamo-es/core"
-import { decodeStoredEvent } from "@dynamo-es/core/internal/envelope"
+import { decodeStoredEvent, envelopeOf } from "@dynamo-es/core/internal/envelope"
 import {
   type PreparedEvent,
   prepareAppend,
@@ -165,7 +165,8 @@ export const make = (options: DynamoEventStoreOptions) =>
     const write = (streamId: string, base: number, events: ReadonlyArray<PreparedEvent>) => {
       const ours = (item: Record<string, AttributeValue> | undefined) => item?.i?.S === events[0]!.eventId
       if (events.length === 1) {
-        return client.call("PutItem", table, (c, abortSignal) =>
+        // No abort signal on writes: aborting cannot undo a write, and it saves an AbortController per call.
+        return client.call("PutItem", table, (c) =>
           c.send(
             new PutItemCommand({
               TableName: table,
@@ -173,8 +174,7 @@ export const make = (options: DynamoEventStoreOptions) =>
               ConditionExpression: "attribute_not_exists(v)",
               ReturnValuesOnConditionCheckFailure: "ALL_OLD",
               ReturnConsumedCapacity: "TOTAL"
-            }),
-            { abortSignal }
+            })
           )).pipe(
             Effect.as(true),
             Effect.catchTag("ConditionFailed", (e) => Effect.succeed(ours(e.oldItem))),
@@ -182,7 +182,7 @@ export const make = (options: DynamoEventStoreOptions) =>
           )
       }
       const token = nextToken()
-      return client.call("TransactWriteItems", table, (c, abortSignal) =>
+      return client.call("TransactWriteItems", table, (c) =>
         c.send(
           new TransactWriteItemsCommand({
             TransactItems: events.map((e, i) => ({
@@ -197,8 +197,7 @@ export const make = (options: DynamoEventStoreOptions) =>
             // must never be reused for a different request (other versions): one per write.
             ClientRequestToken: token,
             ReturnConsumedCapacity: "TOTAL"
-          }),
-          { abortSignal }
+          })
         )).pipe(
           Effect.as(true),
           Effect.catchTag("TransactionCanceled", (e) =>
@@ -208,7 +207,7 @@ export const make = (options: DynamoEventStoreOptions) =>
         )
     }
 
-    const append: EventStore.EventStoreShape["append"] = Effect.fn("DynamoEventStore.append")(
+    const append: EventStore.EventStoreShape["append"] = Effect.fnUntraced(
       function*(streamId, events, appendOptions) {
         yield* validateStreamId("append", streamId)
         const now = yield* Clock.currentTimeMillis
@@ -248,7 +247,7 @@ export const make = (options: DynamoEventStoreOptions) =>
         return {
           streamId,
           version,
-          events: yield* Effect.forEach(prepared, (e, i) => fromItem(streamId, toItem(streamId, base + 1 + i, e))).pipe(Effect.orDie)
+          events: prepared.map((e, i) => envelopeOf(streamId, base + 1 + i, e))
         }
       }
     )

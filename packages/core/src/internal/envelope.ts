@@ -1,6 +1,19 @@
 import { DateTime, Effect } from "effect"
 import { CorruptedEventError } from "../Errors.js"
 import type { EventEnvelope, EventMetadata } from "../EventStore.js"
+import type { PreparedEvent } from "./prepare.js"
+
+/** The envelope of an event just appended, built from what was prepared (no re-parsing). */
+export const envelopeOf = (streamId: string, version: number, e: PreparedEvent): EventEnvelope<unknown> => ({
+  eventId: e.eventId,
+  streamId,
+  version,
+  type: e.type,
+  payload: e.payload,
+  metadata: e.metadata,
+  recordedAt: DateTime.makeUnsafe(e.recordedAtMillis),
+  expiresAt: e.expiresAtSeconds === undefined ? undefined : DateTime.makeUnsafe(e.expiresAtSeconds * 1000)
+})
 
 /** One event as read back from storage, before its JSON is parsed. */
 export interface StoredEvent {

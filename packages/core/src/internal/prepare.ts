@@ -22,11 +22,19 @@ export const MAX_APPEND_BYTES = 4 * 1024 * 1024
 export const MAX_STREAM_ID_BYTES = 1024
 export const MAX_EVENT_TYPE_BYTES = 256
 
-const encoder = new TextEncoder()
+/** UTF-8 length of a string without encoding it (a lone surrogate counts as 3 bytes, as when encoded). */
 export const utf8Length = (s: string): number => {
-  // Fast path: pure ASCII strings are as long in bytes as in UTF-16 units.
-  // oxlint-disable-next-line no-control-regex
-  return /^[\x00-\x7f]*$/.test(s) ? s.length : encoder.encode(s).length
+  let bytes = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) bytes += 1
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2 // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++
+    } else bytes += 2
+  }
+  return bytes
 }
 
 /**
@@ -44,6 +52,10 @@ const numberSize = (n: number): number => Math.ceil(String(Math.abs(n)).replace(
 export interface PreparedEvent {
   readonly eventId: string
   readonly type: string
+  /** The payload as given (returned in the append result without re-parsing). */
+  readonly payload: unknown
+  /** The metadata as stored (compact: no undefined fields). */
+  readonly metadata: EventMetadata
   readonly payloadJson: string
   readonly metadataJson: string | undefined
   readonly recordedAtMillis: number
@@ -151,8 +163,10 @@ const mergeMetadata = (a: EventMetadata | undefined, b: EventMetadata | undefine
   return { ...a, ...b, custom: a.custom === undefined ? b.custom : b.custom === undefined ? a.custom : { ...a.custom, ...b.custom } }
 }
 
-const metadataToJson = (m: EventMetadata | undefined) => {
-  if (m === undefined) return { json: undefined }
+const metadataToJson = (
+  m: EventMetadata | undefined
+): { readonly json: string | undefined; readonly compact: EventMetadata } | { readonly error: string; readonly cause?: unknown } => {
+  if (m === undefined) return { json: undefined, compact: {} }
   const compact: Record<string, unknown> = {}
   for (const key of ["actor", "correlationId", "causationId"] as const) {
     const value = m[key]
@@ -162,8 +176,9 @@ const metadataToJson = (m: EventMetadata | undefined) => {
     }
   }
   if (m.custom !== undefined && Object.keys(m.custom).length > 0) compact.custom = m.custom
-  if (Object.keys(compact).length === 0) return { json: undefined }
-  return stringifyJson(compact)
+  if (Object.keys(compact).length === 0) return { json: undefined, compact }
+  const result = stringifyJson(compact)
+  return "error" in result ? result : { json: result.json, compact: JSON.parse(result.json) as EventMetadata }
 }
 
 /** Shared, process-wide monotonic ULID source: ids sort by creation time within a process. */
@@ -234,6 +249,8 @@ export const prepareAppend = (
       const event: PreparedEvent = {
         eventId: e.eventId ?? nextUlid(nowMillis),
         type,
+        payload: e.payload,
+        metadata: metadata.compact,
         payloadJson: payload.json,
         metadataJson: metadata.json,
         recordedAtMillis: nowMillis,
