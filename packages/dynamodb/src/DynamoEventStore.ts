@@ -40,7 +40,7 @@ import {
   validateStreamId
 } from "@dynamo-es/core/internal/prepare"
 import { Clock, Config, Effect, Layer, Option, Random, Stream } from "effect"
-import { monotonicFactory } from "ulid"
+import { makeUlid } from "@dynamo-es/core/internal/ids"
 import { type ConditionFailed, DynamoClient, type TransactionCanceled } from "./DynamoClient.js"
 import { ensureTables, eventsTable } from "./Tables.js"
 
@@ -113,7 +113,7 @@ const fromItem = (streamId: string, item: Record<string, AttributeValue>) => {
   })
 }
 
-const nextToken = monotonicFactory()
+const nextToken = (): string => makeUlid()
 
 /**
  * Builds the store on an existing table (see {@link layer} to also create it).

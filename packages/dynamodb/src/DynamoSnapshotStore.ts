@@ -26,7 +26,7 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import { Errors, SnapshotStore } from "@dynamo-es/core"
 import { Clock, DateTime, Effect, Layer, Option } from "effect"
-import { monotonicFactory } from "ulid"
+import { makeUlid } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { ensureTables, type TableDefinition } from "./Tables.js"
@@ -85,7 +85,6 @@ const fnv1a = (bytes: Uint8Array): string => {
   return (hash >>> 0).toString(16)
 }
 
-const nextId = monotonicFactory()
 const encoder = new TextEncoder()
 const decoder = new TextDecoder("utf-8", { fatal: true })
 
@@ -211,7 +210,7 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
     const save: SnapshotStore.SnapshotStoreShape["save"] = Effect.fn("DynamoSnapshotStore.save")(function*(streamId, snapshot) {
       const s = yield* SnapshotStore.validateSave("save", streamId, snapshot)
       const savedAt = yield* Clock.currentTimeMillis
-      const id = nextId(savedAt)
+      const id = makeUlid(savedAt)
       const raw = encoder.encode(s.json)
       const data = compress ? new Uint8Array(gzipSync(raw)) : raw
       const partCount = data.length <= INLINE_BYTES ? 0 : Math.ceil(data.length / partBytes)

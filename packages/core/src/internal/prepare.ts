@@ -4,7 +4,7 @@
  * same errors, before anything is written.
  */
 import { Duration, Effect, Option } from "effect"
-import { monotonicFactory } from "ulid"
+import { makeUlid } from "./ids.js"
 import {
   AppendTooLargeError,
   EventEncodeError,
@@ -181,8 +181,6 @@ const metadataToJson = (
   return "error" in result ? result : { json: result.json, compact: JSON.parse(result.json) as EventMetadata }
 }
 
-/** Shared, process-wide monotonic ULID source: ids sort by creation time within a process. */
-const nextUlid = monotonicFactory()
 
 export interface StoreDefaults {
   /** TTL applied to events that do not set their own; `undefined` or zero: no TTL. */
@@ -247,7 +245,7 @@ export const prepareAppend = (
         expiresAtSeconds = ms === 0 ? undefined : Math.ceil((nowMillis + ms) / 1000)
       }
       const event: PreparedEvent = {
-        eventId: e.eventId ?? nextUlid(nowMillis),
+        eventId: e.eventId ?? makeUlid(nowMillis),
         type,
         payload: e.payload,
         metadata: metadata.compact,
