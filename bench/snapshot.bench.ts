@@ -1,0 +1,181 @@
+/**
+ * Snapshot and aggregate-load benchmark on DynamoDB Local. See bench/README.md.
+ *
+ *   npx tsx bench/snapshot.bench.ts      (also part of `npm run bench`)
+ *
+ * Measures, with requests and consumed capacity counted by SDK middleware:
+ * - loading an aggregate of 10,000 events without a snapshot vs with a recent snapshot;
+ * - saving and loading a 2 MB snapshot, uncompressed and with gzip (bytes and WCU saved).
+ * Writes bench/results/snapshot.json.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { Aggregate, EventStore, SnapshotStore } from "@dynamo-es/core"
+import { DynamoClient, DynamoEventStore, DynamoSnapshotStore, Tables } from "@dynamo-es/dynamodb"
+import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer, Option, Schema } from "effect"
+import * as Fs from "node:fs"
+import { performance } from "node:perf_hooks"
+
+const EVENTS = 10_000
+const SNAPSHOT_EVERY = 1_000
+const LOAD_ROUNDS = 5
+
+interface Counter {
+  requests: Map<string, number>
+  read: number
+  write: number
+}
+const counter: Counter = { requests: new Map(), read: 0, write: 0 }
+const reset = () => {
+  counter.requests.clear()
+  counter.read = 0
+  counter.write = 0
+}
+const totalRequests = () => [...counter.requests.values()].reduce((a, b) => a + b, 0)
+
+const instrument = (sdk: DynamoDBClient) =>
+  sdk.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = (context.commandName ?? "?").replace(/Command$/, "")
+      counter.requests.set(command, (counter.requests.get(command) ?? 0) + 1)
+      const result = await next(args)
+      const out = result.output as { ConsumedCapacity?: unknown }
+      const list = (Array.isArray(out.ConsumedCapacity) ? out.ConsumedCapacity : out.ConsumedCapacity ? [out.ConsumedCapacity] : []) as Array<
+        { CapacityUnits?: number }
+      >
+      const units = list.reduce((a, c) => a + (c.CapacityUnits ?? 0), 0)
+      if (/^(PutItem|BatchWriteItem|TransactWriteItems|DeleteItem)$/.test(command)) counter.write += units
+      else counter.read += units
+      return result
+    },
+    { step: "initialize", name: "bench-counter" }
+  )
+
+const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite, note: Schema.String })
+const State = Schema.Struct({ balance: Schema.Finite, count: Schema.Int })
+const Account = Aggregate.make({
+  events: Deposited,
+  initialState: { balance: 0, count: 0 } as typeof State.Type,
+  evolve: (s, e) => ({ balance: s.balance + e.amount, count: s.count + 1 }),
+  decide: () => [],
+  snapshots: { schema: State, schemaVersion: 1 }
+})
+
+const results: Array<{ name: string; value: number; unit: string; baseline?: number }> = []
+const record = (name: string, value: number, unit: string, baseline?: number) => {
+  results.push(baseline === undefined ? { name, value, unit } : { name, value, unit, baseline })
+}
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
+
+const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    reset()
+    const start = performance.now()
+    const value = yield* effect
+    return { value, ms: performance.now() - start, requests: totalRequests(), read: counter.read, write: counter.write }
+  })
+
+const program = Effect.gen(function*() {
+  const local = yield* DynamoDBLocal.DynamoDBLocal
+  const sdk = new DynamoDBClient(Fixtures.sdkConfig(local))
+  instrument(sdk)
+  const clientLayer = DynamoClient.layer({ client: sdk })
+  const eventsTable = Fixtures.uniqueTableName("bench_events")
+  const snapshotsTable = Fixtures.uniqueTableName("bench_snapshots")
+  yield* Tables.ensureTables([Tables.eventsTable(eventsTable), DynamoSnapshotStore.snapshotsTable(snapshotsTable)]).pipe(
+    Effect.provide(clientLayer)
+  )
+  const stores = Layer.mergeAll(
+    DynamoEventStore.layerExisting({ tableName: eventsTable }),
+    DynamoSnapshotStore.layerExisting({ tableName: snapshotsTable })
+  ).pipe(Layer.provideMerge(clientLayer))
+
+  yield* Effect.gen(function*() {
+    const store = yield* EventStore.EventStore
+    const Events = EventStore.typed(Deposited)
+    const id = "bench-account"
+    yield* Console.log(`Writing ${EVENTS} events (100 per append)...`)
+    for (let v = 0; v < EVENTS; v += 100) {
+      yield* Events.append(
+        id,
+        Array.from({ length: 100 }, (_, i) => ({ _tag: "Deposited" as const, amount: 1, note: `deposit ${v + i + 1}` })),
+        { expectedVersion: v }
+      )
+    }
+    void store
+
+    // Load without a snapshot (warm up first).
+    yield* Console.log("Loading without a snapshot...")
+    yield* Account.load(id).pipe(Effect.provideService(SnapshotStore.SnapshotStore, yield* SnapshotStore.makeMemory()))
+    const noSnapshot = []
+    for (let r = 0; r < LOAD_ROUNDS; r++) {
+      noSnapshot.push(yield* timed(Account.load(id).pipe(Effect.provideService(SnapshotStore.SnapshotStore, yield* SnapshotStore.makeMemory()))))
+    }
+    // A snapshot at the last multiple of SNAPSHOT_EVERY, as the policy would have made it.
+    const full = noSnapshot[0]!.value
+    const at = Math.floor(EVENTS / SNAPSHOT_EVERY) * SNAPSHOT_EVERY - SNAPSHOT_EVERY / 2
+    const partial = yield* Effect.gen(function*() {
+      let s = Account.definition.initialState
+      for (let i = 0; i < at; i++) s = { balance: s.balance + 1, count: s.count + 1 }
+      return s
+    })
+    yield* SnapshotStore.typed(State, { schemaVersion: 1 }).save(id, { version: at, state: partial })
+    yield* Console.log(`Loading with a snapshot at version ${at}...`)
+    yield* Account.load(id)
+    const withSnapshot = []
+    for (let r = 0; r < LOAD_ROUNDS; r++) withSnapshot.push(yield* timed(Account.load(id)))
+    const last = withSnapshot[withSnapshot.length - 1]!
+    if (last.value.state.balance !== full.state.balance) return yield* Effect.die("snapshot load differs from full replay")
+    const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    const msNo = median(noSnapshot.map((x) => x.ms))
+    const msWith = median(withSnapshot.map((x) => x.ms))
+    record("load 10,000-event aggregate without snapshot: time", round(msNo), "ms")
+    record("load 10,000-event aggregate without snapshot: requests", noSnapshot[0]!.requests, "requests")
+    record("load 10,000-event aggregate without snapshot: RCU", round(noSnapshot[0]!.read, 1), "RCU")
+    record("load with recent snapshot: time", round(msWith), "ms", round(msNo))
+    record("load with recent snapshot: requests", last.requests, "requests", noSnapshot[0]!.requests)
+    record("load with recent snapshot: RCU", round(last.read, 1), "RCU", round(noSnapshot[0]!.read, 1))
+    record("load with recent snapshot: events read", last.value.eventsRead, "events", full.eventsRead)
+
+    // 2 MB snapshots, plain and gzip.
+    const big = Array.from({ length: 30_000 }, (_, i) => ({ id: i, name: `customer-${i}`, tags: ["gold", "eu"], balance: i * 3 }))
+    const bytes = JSON.stringify(big).length
+    for (const compression of ["none", "gzip"] as const) {
+      const table = Fixtures.uniqueTableName(`bench_snap_${compression}`)
+      yield* Tables.ensureTables([DynamoSnapshotStore.snapshotsTable(table)])
+      const snapshots = yield* DynamoSnapshotStore.make({ tableName: table, compression })
+      yield* snapshots.save("warm", { version: 1, state: big })
+      yield* snapshots.load("warm")
+      const saved = yield* timed(snapshots.save("big", { version: 1, state: big }))
+      const loaded = yield* timed(snapshots.load("big"))
+      if (Option.isNone(loaded.value)) return yield* Effect.die("2 MB snapshot did not load")
+      const label = `2 MB snapshot (${(bytes / 1e6).toFixed(2)} MB JSON), ${compression}`
+      record(`${label}: save time`, round(saved.ms), "ms")
+      record(`${label}: save requests`, saved.requests, "requests")
+      record(`${label}: save WCU`, round(saved.write, 1), "WCU")
+      record(`${label}: load time`, round(loaded.ms), "ms")
+      record(`${label}: load requests`, loaded.requests, "requests")
+      record(`${label}: load RCU`, round(loaded.read, 1), "RCU")
+      yield* Tables.deleteTables([table])
+    }
+  }).pipe(Effect.provide(stores))
+
+  yield* Tables.deleteTables([eventsTable, snapshotsTable]).pipe(Effect.provide(clientLayer))
+  yield* Console.log("")
+  const width = Math.max(...results.map((r) => r.name.length))
+  for (const r of results) {
+    yield* Console.log(
+      `${r.name.padEnd(width)}  ${String(r.value).padStart(10)} ${r.unit.padEnd(9)}${r.baseline === undefined ? "" : `  (baseline ${r.baseline})`}`
+    )
+  }
+  Fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
+  Fs.writeFileSync(new URL("./results/snapshot.json", import.meta.url), JSON.stringify(results, null, 2) + "\n")
+  yield* Console.log("\nWrote bench/results/snapshot.json")
+})
+
+Console.log("Starting DynamoDB Local...").pipe(
+  Effect.andThen(program),
+  Effect.provide(DynamoDBLocal.layer({ fastStartup: false })),
+  NodeRuntime.runMain
+)
