@@ -8,7 +8,7 @@
  * - saving and loading a 2 MB snapshot, uncompressed and with gzip (bytes and WCU saved).
  * Writes bench/results/snapshot.json.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { Aggregate, EventStore, SnapshotStore } from "@dynamo-es/core"
 import { DynamoClient, DynamoEventStore, DynamoSnapshotStore, Tables } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
@@ -150,7 +150,16 @@ const program = Effect.gen(function*() {
       const saved = yield* timed(snapshots.save("big", { version: 1, state: big }))
       const loaded = yield* timed(snapshots.load("big"))
       if (Option.isNone(loaded.value)) return yield* Effect.die("2 MB snapshot did not load")
+      const header = yield* Effect.promise(() =>
+        sdk.send(new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: "s = :s AND begins_with(k, :h)",
+          ExpressionAttributeValues: { ":s": { S: "big" }, ":h": { S: "h#" } }
+        }))
+      )
+      const stored = Number(header.Items?.[0]?.z?.N ?? NaN)
       const label = `2 MB snapshot (${(bytes / 1e6).toFixed(2)} MB JSON), ${compression}`
+      record(`${label}: stored bytes`, stored, "bytes", bytes)
       record(`${label}: save time`, round(saved.ms), "ms")
       record(`${label}: save requests`, saved.requests, "requests")
       record(`${label}: save WCU`, round(saved.write, 1), "WCU")

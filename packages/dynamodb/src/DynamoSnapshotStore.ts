@@ -25,7 +25,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { Errors, SnapshotStore } from "@dynamo-es/core"
-import { Clock, DateTime, Effect, Layer, Option } from "effect"
+import { Clock, Config, DateTime, Effect, Layer, Option } from "effect"
 import { makeUlid } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
@@ -322,3 +322,23 @@ export const layer = (
  */
 export const layerExisting = (options: DynamoSnapshotStoreOptions): Layer.Layer<SnapshotStore.SnapshotStore, never, DynamoClient> =>
   Layer.effect(SnapshotStore.SnapshotStore, make(options))
+
+/**
+ * {@link layer} configured from the environment: `DYNAMO_ES_SNAPSHOTS_TABLE` (default
+ * `"snapshots"`), `DYNAMO_ES_SNAPSHOTS_KEEP` (default 3), `DYNAMO_ES_SNAPSHOTS_COMPRESSION`
+ * (`gzip` or `none`, default `none`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | Config.ConfigError, DynamoClient> = Layer
+  .unwrap(
+    Effect.gen(function*() {
+      const tableName = yield* Config.String("DYNAMO_ES_SNAPSHOTS_TABLE").pipe(Config.withDefault("snapshots"))
+      const keepLast = yield* Config.Int("DYNAMO_ES_SNAPSHOTS_KEEP").pipe(Config.withDefault(3))
+      const compression = yield* Config.Literals(["gzip", "none"], "DYNAMO_ES_SNAPSHOTS_COMPRESSION").pipe(
+        Config.withDefault("none" as const)
+      )
+      return layer({ tableName, keepLast, compression })
+    })
+  )
