@@ -1,0 +1,260 @@
+/**
+ * The DynamoDB implementation of the core `ReadModel.ReadModelStore`: Broadway-style
+ * read-model repositories, immediate and deferred.
+ *
+ * Layout (see {@link readModelsTable}), the one of the PHP package this project learned
+ * from: partition key `Name` (S, the repository name), sort key `Id` (S, the read-model
+ * id), attribute `Data` (S, the model's Schema-encoded JSON). No secondary index.
+ *
+ * Requests and costs (on-demand billing; 1 WCU per started KB written, 1 RCU per started
+ * 4 KB read strongly consistent, half of it eventually consistent):
+ *
+ * | operation | requests |
+ * | --- | --- |
+ * | `save` | one `PutItem` (none when the stored state is known to be the same) |
+ * | `remove` | one `DeleteItem` |
+ * | `find`, `findBy({ id })` | one `GetItem` |
+ * | `findBy({ id: [...] })` | one `BatchGetItem` per 100 ids (4 in flight), unprocessed keys retried |
+ * | `findAll`, `findBy` on other fields | one `Query` per 1 MB page of the whole partition |
+ * | deferred `flush` | one `BatchWriteItem` per 25 writes (8 in flight), unprocessed items retried |
+ *
+ * A deferred flush costs the same write units as one `PutItem` per model, in 25 times
+ * fewer requests. It is not a transaction: see `ReadModel.DeferredRepository`.
+ *
+ * Reads pass an abort signal to the SDK (an interrupted read stops); writes do not
+ * (aborting cannot undo a write): an interrupted flush lets its requests finish unseen, and
+ * their operations stay pending, to be written again (idempotently) by the next flush.
+ *
+ * @since 0.1.0
+ */
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type WriteRequest
+} from "@aws-sdk/client-dynamodb"
+import { type Errors, ReadModel } from "@dynamo-es/core"
+import { Config, Effect, Layer, Option, Stream } from "effect"
+import { DynamoClient, unconditional } from "./DynamoClient.js"
+import { ensureTables, type TableDefinition } from "./Tables.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface DynamoReadModelStoreOptions extends ReadModel.ReadModelStoreOptions {
+  /** The read-models table (one table for every repository). */
+  readonly tableName: string
+}
+
+/**
+ * The read-models table: partition key `Name` (S), sort key `Id` (S), on-demand billing,
+ * no secondary index, no stream.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
+export const readModelsTable = (tableName: string): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: "Name", AttributeType: "S" },
+      { AttributeName: "Id", AttributeType: "S" }
+    ],
+    KeySchema: [
+      { AttributeName: "Name", KeyType: "HASH" },
+      { AttributeName: "Id", KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST"
+  }
+})
+
+// `Name` and `Data` are DynamoDB reserved words: expressions use placeholders.
+const names = { "#n": "Name", "#i": "Id", "#d": "Data" }
+const projection = "#i, #d"
+
+const keyOf = (name: string, id: string): Record<string, AttributeValue> => ({ Name: { S: name }, Id: { S: id } })
+
+const toRow = (item: Record<string, AttributeValue>): ReadModel.StoredRow => ({
+  id: item.Id?.S ?? "",
+  data: item.Data?.S
+})
+
+const writeRequestId = (w: WriteRequest): string => w.PutRequest?.Item?.Id?.S ?? w.DeleteRequest?.Key?.Id?.S ?? ""
+
+/**
+ * The read-model {@link ReadModel.Storage} on a DynamoDB table: one SDK request per
+ * primitive, through `DynamoClient.call` (typed errors, retries of transient failures).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStorage = (tableName: string) =>
+  Effect.gen(function*() {
+    const client = yield* DynamoClient
+    const table = tableName
+
+    const get: ReadModel.Storage["get"] = (name, id, consistentRead) =>
+      unconditional(client.call("GetItem", table, (c, abortSignal) =>
+        c.send(
+          new GetItemCommand({
+            TableName: table,
+            Key: keyOf(name, id),
+            ConsistentRead: consistentRead,
+            ProjectionExpression: projection,
+            ExpressionAttributeNames: { "#i": "Id", "#d": "Data" },
+            ReturnConsumedCapacity: "TOTAL"
+          }),
+          { abortSignal }
+        ))).pipe(Effect.map((r) => (r.Item === undefined ? undefined : toRow(r.Item))))
+
+    const getBatch: ReadModel.Storage["getBatch"] = (name, ids, consistentRead) =>
+      unconditional(client.call("BatchGetItem", table, (c, abortSignal) =>
+        c.send(
+          new BatchGetItemCommand({
+            RequestItems: {
+              [table]: {
+                Keys: ids.map((id) => keyOf(name, id)),
+                ConsistentRead: consistentRead,
+                ProjectionExpression: projection,
+                ExpressionAttributeNames: { "#i": "Id", "#d": "Data" }
+              }
+            },
+            ReturnConsumedCapacity: "TOTAL"
+          }),
+          { abortSignal }
+        ))).pipe(
+          Effect.map((r) => ({
+            rows: (r.Responses?.[table] ?? []).map(toRow),
+            unprocessed: (r.UnprocessedKeys?.[table]?.Keys ?? []).map((k) => k.Id?.S ?? "")
+          }))
+        )
+
+    const query: ReadModel.Storage["query"] = (name, { consistentRead, pageSize }) =>
+      Stream.paginate(undefined as Record<string, AttributeValue> | undefined, (startKey) =>
+        unconditional(client.call("Query", table, (c, abortSignal) =>
+          c.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: "#n = :n",
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: { ":n": { S: name } },
+              ProjectionExpression: projection,
+              ConsistentRead: consistentRead,
+              ReturnConsumedCapacity: "TOTAL",
+              ...(pageSize !== undefined ? { Limit: pageSize } : {}),
+              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
+            }),
+            { abortSignal }
+          ))).pipe(
+            Effect.map((r) => [(r.Items ?? []).map(toRow), Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)
+          ))
+
+    const put: ReadModel.Storage["put"] = (name, id, data) =>
+      unconditional(client.call("PutItem", table, (c) =>
+        c.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: { Name: { S: name }, Id: { S: id }, Data: { S: data } },
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        ))).pipe(Effect.asVoid)
+
+    const remove: ReadModel.Storage["delete"] = (name, id) =>
+      unconditional(client.call("DeleteItem", table, (c) =>
+        c.send(
+          new DeleteItemCommand({ TableName: table, Key: keyOf(name, id), ReturnConsumedCapacity: "TOTAL" })
+        ))).pipe(Effect.asVoid)
+
+    const writeBatch: ReadModel.Storage["writeBatch"] = (name, operations) =>
+      unconditional(client.call("BatchWriteItem", table, (c) =>
+        c.send(
+          new BatchWriteItemCommand({
+            RequestItems: {
+              [table]: operations.map((op): WriteRequest =>
+                op._tag === "Put"
+                  ? { PutRequest: { Item: { Name: { S: name }, Id: { S: op.id }, Data: { S: op.data } } } }
+                  : { DeleteRequest: { Key: keyOf(name, op.id) } }
+              )
+            },
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        ))).pipe(
+          Effect.map((r) => ({ unprocessed: (r.UnprocessedItems?.[table] ?? []).map(writeRequestId) }))
+        )
+
+    const storage: ReadModel.Storage = { table, get, getBatch, query, put, delete: remove, writeBatch }
+    return storage
+  })
+
+/**
+ * Builds the store on an existing table (see {@link layer} to also create it). Dies when
+ * the table name is not a valid DynamoDB table name.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: DynamoReadModelStoreOptions): Effect.Effect<ReadModel.ReadModelStoreShape, never, DynamoClient> =>
+  Effect.gen(function*() {
+    const table = options.tableName
+    if (typeof table !== "string" || !/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
+      return yield* Effect.die(
+        new Error(`DynamoReadModelStore: tableName must be 3 to 255 characters of [A-Za-z0-9_.-], got ${JSON.stringify(table)}`)
+      )
+    }
+    return yield* ReadModel.make(yield* makeStorage(table), options)
+  })
+
+/**
+ * The DynamoDB read-model store as a layer, creating its table first when it does not
+ * exist (`ensureTables`). Use {@link layerExisting} when tables are managed elsewhere.
+ *
+ * ```ts
+ * const ReadModelsLive = DynamoReadModelStore.layer({ tableName: "read-models" }).pipe(
+ *   Layer.provide(DynamoClient.layerConfig)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: DynamoReadModelStoreOptions
+): Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError, DynamoClient> =>
+  Layer.effect(
+    ReadModel.ReadModelStore,
+    Effect.andThen(
+      ensureTables([readModelsTable(options.tableName)]).pipe(
+        Effect.catchTag("TableMismatchError", (e) => Effect.die(e))
+      ),
+      make(options)
+    )
+  )
+
+/**
+ * The DynamoDB read-model store on a table that already exists (no request at start).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerExisting = (options: DynamoReadModelStoreOptions): Layer.Layer<ReadModel.ReadModelStore, never, DynamoClient> =>
+  Layer.effect(ReadModel.ReadModelStore, make(options))
+
+/**
+ * {@link layer} configured from the environment: `DYNAMO_ES_READ_MODELS_TABLE` (default
+ * `"read-models"`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | Config.ConfigError, DynamoClient> = Layer
+  .unwrap(
+    Effect.gen(function*() {
+      const tableName = yield* Config.String("DYNAMO_ES_READ_MODELS_TABLE").pipe(Config.withDefault("read-models"))
+      return layer({ tableName })
+    })
+  )
