@@ -42,7 +42,7 @@ import {
 import { Clock, Config, Effect, Layer, Option, Random, Stream } from "effect"
 import { makeUlid } from "@dynamo-es/core/internal/ids"
 import { type ConditionFailed, DynamoClient, type TransactionCanceled } from "./DynamoClient.js"
-import { ensureTables, eventsTable } from "./Tables.js"
+import { ensuring, eventsTable, type TableMismatchError } from "./Tables.js"
 
 /**
  * @since 0.1.0
@@ -342,16 +342,8 @@ export const make = (options: DynamoEventStoreOptions) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: DynamoEventStoreOptions): Layer.Layer<EventStore.EventStore, Errors.StorageError, DynamoClient> =>
-  Layer.effect(
-    EventStore.EventStore,
-    Effect.andThen(
-      ensureTables([eventsTable(options.tableName)]).pipe(
-        Effect.catchTag("TableMismatchError", (e) => Effect.die(e))
-      ),
-      make(options)
-    )
-  )
+export const layer = (options: DynamoEventStoreOptions): Layer.Layer<EventStore.EventStore, Errors.StorageError | TableMismatchError, DynamoClient> =>
+  Layer.effect(EventStore.EventStore, ensuring(eventsTable(options.tableName), make(options)))
 
 /**
  * The DynamoDB event store on a table that already exists (no `DescribeTable` at start).
@@ -369,7 +361,7 @@ export const layerExisting = (options: DynamoEventStoreOptions): Layer.Layer<Eve
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<EventStore.EventStore, Errors.StorageError | Config.ConfigError, DynamoClient> = Layer.unwrap(
+export const layerConfig: Layer.Layer<EventStore.EventStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer.unwrap(
   Effect.gen(function*() {
     const tableName = yield* Config.String("DYNAMO_ES_EVENTS_TABLE").pipe(Config.withDefault("events"))
     return layer({ tableName })

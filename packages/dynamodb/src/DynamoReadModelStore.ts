@@ -40,7 +40,7 @@ import {
 import { type Errors, ReadModel } from "@dynamo-es/core"
 import { Config, Effect, Layer, Option, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { ensureTables, type TableDefinition } from "./Tables.js"
+import { ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
 
 /**
  * @since 0.1.0
@@ -224,16 +224,8 @@ export const make = (options: DynamoReadModelStoreOptions): Effect.Effect<ReadMo
  */
 export const layer = (
   options: DynamoReadModelStoreOptions
-): Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError, DynamoClient> =>
-  Layer.effect(
-    ReadModel.ReadModelStore,
-    Effect.andThen(
-      ensureTables([readModelsTable(options.tableName)]).pipe(
-        Effect.catchTag("TableMismatchError", (e) => Effect.die(e))
-      ),
-      make(options)
-    )
-  )
+): Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | TableMismatchError, DynamoClient> =>
+  Layer.effect(ReadModel.ReadModelStore, ensuring(readModelsTable(options.tableName), make(options)))
 
 /**
  * The DynamoDB read-model store on a table that already exists (no request at start).
@@ -251,7 +243,7 @@ export const layerExisting = (options: DynamoReadModelStoreOptions): Layer.Layer
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | Config.ConfigError, DynamoClient> = Layer
+export const layerConfig: Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer
   .unwrap(
     Effect.gen(function*() {
       const tableName = yield* Config.String("DYNAMO_ES_READ_MODELS_TABLE").pipe(Config.withDefault("read-models"))

@@ -29,7 +29,7 @@ import { Clock, Config, DateTime, Effect, Layer, Option } from "effect"
 import { makeUlid } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { ensureTables, type TableDefinition } from "./Tables.js"
+import { ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
 
 /**
  * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
@@ -305,14 +305,8 @@ const chunk = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>
  */
 export const layer = (
   options: DynamoSnapshotStoreOptions
-): Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError, DynamoClient> =>
-  Layer.effect(
-    SnapshotStore.SnapshotStore,
-    Effect.andThen(
-      ensureTables([snapshotsTable(options.tableName)]).pipe(Effect.catchTag("TableMismatchError", (e) => Effect.die(e))),
-      make(options)
-    )
-  )
+): Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | TableMismatchError, DynamoClient> =>
+  Layer.effect(SnapshotStore.SnapshotStore, ensuring(snapshotsTable(options.tableName), make(options)))
 
 /**
  * The DynamoDB snapshot store on a table that already exists.
@@ -331,7 +325,7 @@ export const layerExisting = (options: DynamoSnapshotStoreOptions): Layer.Layer<
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | Config.ConfigError, DynamoClient> = Layer
+export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer
   .unwrap(
     Effect.gen(function*() {
       const tableName = yield* Config.String("DYNAMO_ES_SNAPSHOTS_TABLE").pipe(Config.withDefault("snapshots"))

@@ -155,6 +155,16 @@ export const ensureTables = Effect.fn("ensureTables")(function*(definitions: Rea
 }, unconditional)
 
 /**
+ * Runs `make` after `ensureTables([definition])`: what the `layer` constructors of the
+ * stores use to create their table on first start.
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const ensuring = <A, E, R>(definition: TableDefinition, make: Effect.Effect<A, E, R>) =>
+  Effect.andThen(ensureTables([definition]), make)
+
+/**
  * Deletes tables (missing ones are ignored). For tests and tear-down scripts.
  *
  * @since 0.1.0

@@ -6,6 +6,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Schedule, Stream } from "effect"
 import { DynamoClient, DynamoEventStore, Tables } from "../src/index.js"
 import { instrumentedClient, makeStoreLayer, sdkError } from "./helpers.js"
+import { failure as fail, range } from "@dynamo-es/core/test/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))
@@ -14,14 +15,7 @@ eventStoreConformance("DynamoDB", (options) => makeStoreLayer(options).pipe(Laye
 
 const deposit = (amount: number): TestEvent => ({ _tag: "Deposited", amount })
 const deposits = (n: number, start = 1) => Array.from({ length: n }, (_, i) => deposit(start + i))
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
-const fail = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail("expected a failure")
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason === undefined || reason._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return reason.error
-}
 
 /**
  * A store on a fresh table whose SDK client records requests and can inject faults.

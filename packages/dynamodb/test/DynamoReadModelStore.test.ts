@@ -7,20 +7,14 @@ import { Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import { DynamoReadModelStore, Tables } from "../src/index.js"
 import { sdkError } from "./helpers.js"
 import { makeReadModelEnv, readModelStoreLayer } from "./readModelHelpers.js"
+import { failure as fail, range } from "@dynamo-es/core/test/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))
 
 readModelConformance("DynamoDB", (options) => readModelStoreLayer(options).pipe(Layer.provide(local)), { timeout: 120_000 })
 
-const fail = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail("expected a failure")
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason === undefined || reason._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return reason.error
-}
 
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 const pad = (n: number) => String(n).padStart(4, "0")
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -6,6 +6,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Option, Schedule } from "effect"
 import { DynamoClient, DynamoSnapshotStore } from "../src/index.js"
 import { countItems, instrumentedClient, sdkError } from "./helpers.js"
+import { failure as fail } from "@dynamo-es/core/test/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))
@@ -20,12 +21,6 @@ const freshStore = (options: Partial<DynamoSnapshotStore.DynamoSnapshotStoreOpti
 snapshotStoreConformance("DynamoDB", (options) => freshStore(options).pipe(Layer.provide(client)))
 snapshotStoreConformance("DynamoDB, gzip", (options) => freshStore({ ...options, compression: "gzip" }).pipe(Layer.provide(client)))
 
-const fail = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail("expected a failure")
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason === undefined || reason._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return reason.error
-}
 
 let n = 0
 const streamId = () => `snapshot-${Date.now().toString(36)}-${n++}`

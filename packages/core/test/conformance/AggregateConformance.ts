@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { Aggregate, EventStore, SnapshotStore } from "../../src/index.js"
+import { failure } from "../utils.js"
 
 export const Opened = Schema.TaggedStruct("Opened", { owner: Schema.String })
 export const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite })
@@ -67,12 +68,6 @@ export const makeAccount = (options: { readonly every?: number; readonly schemaV
 let counter = 0
 const streamId = () => `account-${Date.now().toString(36)}-${(counter++).toString(36)}`
 
-const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail("expected a failure")
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason === undefined || reason._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return reason.error
-}
 
 /** A small deterministic PRNG so random histories are reproducible from their seed. */
 const prng = (seed: number) => () => {

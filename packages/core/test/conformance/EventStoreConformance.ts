@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, DateTime, Effect, Exit, Layer, Schema, Stream } from "effect"
 import type { Errors } from "../../src/index.js"
 import { EventStore } from "../../src/index.js"
+import { failure, range } from "../utils.js"
 
 /**
  * What the suite needs besides the store: a way to count everything stored, so that it
@@ -34,15 +35,8 @@ let counter = 0
 /** A stream id unique within the run, so tests never see each other's streams. */
 export const streamId = (prefix = "s") => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`
 
-const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail(`expected a failure, got success: ${JSON.stringify(exit.value)}`)
-  const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (error === undefined || error._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return error.error
-}
 
 const versions = (events: ReadonlyArray<{ readonly version: number }>) => events.map((e) => e.version)
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 const readAll = (id: string, options?: EventStore.ReadOptions) => Stream.runCollect(Accounts.read(id, options))
 

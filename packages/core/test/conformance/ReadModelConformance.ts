@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { ReadModel } from "../../src/index.js"
+import { failure, range } from "../utils.js"
 
 /**
  * A fault to inject into one storage request, in storage-independent terms:
@@ -61,14 +62,7 @@ let counter = 0
 /** A repository name unique within the run. */
 export const repoName = (prefix = "r") => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`
 
-const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail(`expected a failure, got success: ${JSON.stringify(exit.value)}`)
-  const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (error === undefined || error._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return error.error
-}
 
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 const pad = (n: number) => String(n).padStart(4, "0")
 /** DynamoDB's order of string keys: UTF-8 bytes. */
 const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))

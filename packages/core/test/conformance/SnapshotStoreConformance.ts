@@ -4,18 +4,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SnapshotStore } from "../../src/index.js"
+import { failure } from "../utils.js"
 
 export type MakeSnapshotStore = (options?: SnapshotStore.SnapshotStoreOptions) => Layer.Layer<SnapshotStore.SnapshotStore, unknown>
 
 let counter = 0
 const streamId = () => `snap-${Date.now().toString(36)}-${(counter++).toString(36)}`
 
-const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) assert.fail("expected a failure")
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason === undefined || reason._tag !== "Fail") assert.fail(`expected a typed failure, got ${String(exit.cause)}`)
-  return reason.error
-}
 
 /** A JSON string value whose encoded form (with quotes) is exactly `bytes` bytes. */
 export const stringOfJsonBytes = (bytes: number, seed = "a") => seed.repeat(bytes - 2)
