@@ -2,12 +2,13 @@
  * Prints the table definitions as CloudFormation JSON (a `Resources` object), or creates the
  * tables against the configured endpoint.
  *
- *   npm run tables -- print [--events NAME] [--snapshots NAME]
- *   npm run tables -- create [--events NAME] [--snapshots NAME]   (uses DYNAMODB_ENDPOINT, AWS_*)
+ *   npm run tables -- print [--events NAME] [--snapshots NAME] [--read-models NAME]
+ *   npm run tables -- create [...same flags]   (uses DYNAMODB_ENDPOINT, AWS_*)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import * as DynamoClient from "../DynamoClient.js"
+import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
@@ -18,7 +19,8 @@ const flag = (name: string, fallback: string) => {
 }
 const definitions = [
   Tables.eventsTable(flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")),
-  DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots"))
+  DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
+  DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models"))
 ]
 
 const command = args[0] ?? "print"
