@@ -163,12 +163,12 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       if (Option.isNone(store)) return Option.none<SnapshotStore.Snapshot<State>>()
       return yield* snapshots.load(streamId).pipe(
         Effect.provideService(SnapshotStore.SnapshotStore, store.value),
-        // A snapshot is an optimisation: when it cannot be read, replay from events.
-        Effect.catch((error) =>
+        // A snapshot is an optimisation: when stored data cannot be read, replay from events.
+        // Storage failures (wrong table, access denied, ...) are not hidden: they fail the load.
+        Effect.catchTag("CorruptedSnapshotError", (error) =>
           Effect.logWarning(`Ignoring the snapshot of ${streamId}: ${error.message}`).pipe(
             Effect.as(Option.none<SnapshotStore.Snapshot<State>>())
-          )
-        )
+          ))
       )
     })
 
@@ -228,7 +228,9 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
         return { streamId, state: loaded.state, version: loaded.version, events: [] }
       }
       const appended = yield* events.append(streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
-      const state = fold(decidedEvents, loaded.state)
+      // Fold the events as stored (decoded from their encoded form), not the objects
+      // decide returned: the state, and a snapshot of it, must equal what a replay gives.
+      const state = fold(appended.events.map((e) => e.payload), loaded.state)
       yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
       return { streamId, state, version: appended.version, events: appended.events }
     })

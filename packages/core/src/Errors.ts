@@ -117,7 +117,7 @@ export class EventTooLargeError extends Schema.TaggedError<EventTooLargeError>()
 /**
  * An `append` is larger than one DynamoDB transaction allows (100 items, 4 MB), so it
  * cannot be atomic. Nothing was written. Split the events into several appends (each
- * atomic on its own) or use `appendBulk`, which is explicitly not atomic.
+ * atomic on its own, each with the previous one's version as expected version).
  *
  * @since 0.1.0
  * @category errors
@@ -130,7 +130,7 @@ export class AppendTooLargeError extends Schema.TaggedError<AppendTooLargeError>
   maxBytes: Schema.Int
 }) {
   override get message(): string {
-    return `An append of ${this.eventCount} events (${this.totalBytes} bytes) to stream "${this.streamId}" exceeds one atomic write (${this.maxEvents} events, ${this.maxBytes} bytes). Nothing was written: split it into smaller appends or use appendBulk (not atomic).`
+    return `An append of ${this.eventCount} events (${this.totalBytes} bytes) to stream "${this.streamId}" exceeds one atomic write (${this.maxEvents} events, ${this.maxBytes} bytes). Nothing was written: split it into several appends, each expecting the version the previous one returned (not atomic as a whole).`
   }
 }
 

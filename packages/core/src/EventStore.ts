@@ -94,7 +94,7 @@ export interface NewEvent<P = unknown> {
    * TTL for this event. DynamoDB deletes expired items within days, not at once.
    */
   readonly ttl?: Duration.Input | undefined
-  /** Your own event id (at most 64 characters); a ULID is generated when absent. */
+  /** Your own event id (at most 64 bytes); a ULID is generated when absent. */
   readonly eventId?: string | undefined
 }
 
@@ -278,9 +278,12 @@ const isEventInput = (u: unknown): u is EventInput<unknown> =>
   typeof u === "object" && u !== null && EventInputTypeId in u
 
 /**
- * The event store seen through the Schema of one kind of events. Payloads are encoded
- * with the Schema on append (failure: `EventEncodeError`, nothing written) and decoded on
- * read (failure: `CorruptedEventError` naming stream and version).
+ * The event store seen through the Schema of one kind of events. Payloads are stored in the
+ * Schema's canonical JSON form (`Schema.toCodecJson`: Dates, non-finite numbers, bigints
+ * and the like survive the trip). `append` refuses a payload that fails the Schema or whose
+ * encoding would not decode back (`EventEncodeError`, nothing written); `read` fails with
+ * `CorruptedEventError` (stream, version) on stored data that no longer decodes. The
+ * payloads in an append's result are the decoded stored form, i.e. what a read returns.
  *
  * @since 0.1.0
  * @category models
@@ -316,8 +319,11 @@ export interface TypedEventStore<E extends { readonly _tag: string }> {
 export const typed = <E extends { readonly _tag: string }, I>(
   schema: Schema.Codec<E, I>
 ): TypedEventStore<E> => {
-  const encode = Schema.encodeExit(schema)
-  const decode = Schema.decodeUnknownExit(schema)
+  // The canonical JSON form of the Schema: Dates, non-finite numbers, bigints, ... get a
+  // JSON representation, so that what is stored is exactly what decodes back.
+  const codec = Schema.toCodecJson(schema as Schema.Codec<E, unknown>)
+  const encode = Schema.encodeExit(codec)
+  const decode = Schema.decodeUnknownExit(codec)
 
   const decodeEnvelope = (e: EventEnvelope): Effect.Effect<EventEnvelope<E>, CorruptedEventError> => {
     const exit = decode(e.payload)
@@ -344,30 +350,32 @@ export const typed = <E extends { readonly _tag: string }, I>(
       Effect.gen(function*() {
         const store = yield* EventStore
         const raw: Array<NewEvent> = []
-        const originals: Array<E> = []
+        const stored: Array<E> = []
         for (let index = 0; index < (events?.length ?? 0); index++) {
           const input = events[index]!
           const event = (isEventInput(input) ? input.event : input) as E
           const eventType = typeof event?._tag === "string" ? event._tag : "<unknown>"
-          const exit = encode(event)
-          if (exit._tag === "Failure") {
-            return yield* new EventEncodeError({
-              streamId: String(streamId),
-              index,
-              eventType,
-              reason: `the payload does not match the event Schema: ${String(exit.cause)}`,
-              cause: exit.cause
-            })
+          const fail = (reason: string, cause: unknown) =>
+            new EventEncodeError({ streamId: String(streamId), index, eventType, reason, cause })
+          const encoded = encode(event)
+          if (encoded._tag === "Failure") {
+            return yield* fail(`the payload does not match the event Schema: ${String(encoded.cause)}`, encoded.cause)
           }
-          originals.push(event)
+          // Refuse what would be written but could not be read back (a Schema whose
+          // decoding does not accept its own encoding).
+          const decoded = decode(encoded.value)
+          if (decoded._tag === "Failure") {
+            return yield* fail(`the encoded payload does not decode with the event Schema: ${String(decoded.cause)}`, decoded.cause)
+          }
+          stored.push(decoded.value)
           raw.push(
             isEventInput(input)
-              ? { type: eventType, payload: exit.value, metadata: input.metadata, ttl: input.ttl, eventId: input.eventId }
-              : { type: eventType, payload: exit.value }
+              ? { type: eventType, payload: encoded.value, metadata: input.metadata, ttl: input.ttl, eventId: input.eventId }
+              : { type: eventType, payload: encoded.value }
           )
         }
         const result = yield* store.append(streamId, raw, options)
-        return { ...result, events: result.events.map((e, i) => ({ ...e, payload: originals[i]! })) }
+        return { ...result, events: result.events.map((e, i) => ({ ...e, payload: stored[i]! })) }
       }),
     read: (streamId, options) =>
       EventStore.use((store) => Effect.succeed(store.read(streamId, options))).pipe(

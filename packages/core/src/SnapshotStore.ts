@@ -269,20 +269,32 @@ export const typed = <S, I>(
   schema: Schema.Codec<S, I>,
   options: { readonly schemaVersion: number }
 ): TypedSnapshotStore<S> => {
-  const encode = Schema.encodeExit(schema)
-  const decode = Schema.decodeUnknownExit(schema)
+  // Canonical JSON form, as for events: what is saved is what decodes back.
+  const codec = Schema.toCodecJson(schema as Schema.Codec<S, unknown>)
+  const encode = Schema.encodeExit(codec)
+  const decode = Schema.decodeUnknownExit(codec)
   return {
     schemaVersion: options.schemaVersion,
     save: (streamId, snapshot) =>
       Effect.gen(function*() {
         const store = yield* SnapshotStore
         const exit = encode(snapshot.state)
+        const version = Number.isSafeInteger(snapshot.version) ? snapshot.version : -1
         if (exit._tag === "Failure") {
           return yield* new SnapshotEncodeError({
             streamId: String(streamId),
-            version: Number.isSafeInteger(snapshot.version) ? snapshot.version : -1,
+            version,
             reason: `the state does not match the state Schema: ${String(exit.cause)}`,
             cause: exit.cause
+          })
+        }
+        const roundTrip = decode(exit.value)
+        if (roundTrip._tag === "Failure") {
+          return yield* new SnapshotEncodeError({
+            streamId: String(streamId),
+            version,
+            reason: `the encoded state does not decode with the state Schema: ${String(roundTrip.cause)}`,
+            cause: roundTrip.cause
           })
         }
         return yield* store.save(streamId, { version: snapshot.version, state: exit.value, schemaVersion: options.schemaVersion })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Stream } from "effect"
-import { Aggregate, EventStore, SnapshotStore } from "../src/index.js"
+import { Aggregate, Errors, EventStore, SnapshotStore } from "../src/index.js"
 import { aggregateConformance, InsufficientFunds, makeAccount, NotOpen } from "./conformance/AggregateConformance.js"
 
 aggregateConformance("in-memory", () => Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
@@ -52,6 +52,20 @@ describe("Aggregate", () => {
       const loaded = yield* A.load("a-1")
       assert.deepInclude(loaded, { version: 2, eventsRead: 2, snapshotVersion: undefined })
       assert.strictEqual((yield* Stream.runCollect(A.events.read("a-1"))).length, 2)
+    }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.live("a snapshot store that fails is not hidden behind a silent replay", () =>
+    Effect.gen(function*() {
+      const A = makeAccount({ every: 1 })
+      const failing = SnapshotStore.SnapshotStore.of({
+        save: () => Effect.void,
+        load: () =>
+          Effect.fail(new Errors.StorageError({ operation: "Query", reason: "ResourceNotFound", resource: "snapshots", detail: "no table" }))
+      })
+      yield* A.handle("a-2", { _tag: "Open", owner: "ada" }).pipe(Effect.exit)
+      const exit = yield* Effect.exit(A.load("a-2").pipe(Effect.provideService(SnapshotStore.SnapshotStore, failing)))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.match(String(Exit.isFailure(exit) ? exit.cause : ""), /ResourceNotFound/)
     }).pipe(Effect.provide(EventStore.layerMemory)))
 
   it("refuses an invalid snapshot policy at definition time", () => {

@@ -25,8 +25,8 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { Errors, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, DateTime, Effect, Layer, Option } from "effect"
-import { makeUlid } from "@dynamo-es/core/internal/ids"
+import { Clock, Config, DateTime, Duration, Effect, Layer, Option } from "effect"
+import { makeUlid, ulidTime } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
@@ -64,6 +64,11 @@ export interface DynamoSnapshotStoreOptions extends SnapshotStore.SnapshotStoreO
    * Loads read either encoding, so this can be switched at any time.
    */
   readonly compression?: "gzip" | "none" | undefined
+  /**
+   * Parts without a header (left by interrupted saves) are deleted by retention once they
+   * are older than this (default 15 minutes): younger ones may belong to a save in flight.
+   */
+  readonly orphanGracePeriod?: Duration.Input | undefined
   /** Bytes per part (default 390,000, at most 399,000). Exposed for tests. */
   readonly partBytes?: number | undefined
 }
@@ -132,6 +137,7 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
       return yield* Effect.die(new Error(`DynamoSnapshotStore: partBytes must be 1..399000, got ${partBytes}`))
     }
     const compress = options.compression === "gzip"
+    const orphanGraceMillis = Duration.toMillis(options.orphanGracePeriod ?? Duration.minutes(15))
 
     /** All items of a key range, page by page (the ranges are small: headers, or one snapshot's parts). */
     const queryAll = (streamId: string, from: string, to: string, forward: boolean) =>
@@ -189,6 +195,10 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         { concurrency: 4, discard: true }
       )
 
+    /** Deletes in batches of 25; keys are read page by page, so memory stays flat. */
+    const deleteKeys = (streamId: string, keys: ReadonlyArray<string>) =>
+      batchWrite(keys.map((k) => ({ DeleteRequest: { Key: { s: { S: streamId }, k: { S: k } } } })))
+
     const retention = (streamId: string) =>
       Effect.gen(function*() {
         const headers = (yield* queryAll(streamId, headerPrefix, "h#~", false))
@@ -196,15 +206,46 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
           .filter((h): h is Header => h !== undefined)
         if (headers.length <= keepLast) return
         const drop = headers.slice(keepLast)
-        const oldestKept = headers[keepLast - 1]!
+        const kept = headers.slice(0, keepLast)
+        const oldestKept = kept[kept.length - 1]!
         // Headers first: a snapshot without its header is never read, whatever happens next.
-        yield* batchWrite(drop.map((h) => ({ DeleteRequest: { Key: { s: { S: streamId }, k: { S: headerKey(h.version, h.id) } } } })))
-        // Then every part below the oldest kept snapshot: those of dropped snapshots and
-        // orphans of interrupted saves.
-        const parts = yield* queryAll(streamId, "p#", `p#${pad(oldestKept.version, 16)}#`, true)
-        const keep = new Set(headers.slice(0, keepLast).map((h) => partPrefix(h.version, h.id)))
-        const stale = parts.filter((p) => ![...keep].some((prefix) => p.k?.S?.startsWith(prefix)))
-        yield* batchWrite(stale.map((p) => ({ DeleteRequest: { Key: { s: p.s!, k: p.k! } } })))
+        yield* deleteKeys(streamId, drop.map((h) => headerKey(h.version, h.id)))
+        // Parts of dropped snapshots: their keys follow from the headers, no read needed.
+        yield* deleteKeys(
+          streamId,
+          drop.flatMap((h) => (Number.isSafeInteger(h.parts) ? Array.from({ length: h.parts }, (_, i) => partKey(h.version, h.id, i)) : []))
+        )
+        // Orphans of interrupted saves below the oldest kept snapshot (usually none, so this
+        // reads nothing). Parts younger than the grace period may belong to a save still in
+        // flight and are left alone.
+        const now = yield* Clock.currentTimeMillis
+        const keptPrefixes = kept.map((h) => partPrefix(h.version, h.id))
+        let startKey: Record<string, AttributeValue> | undefined
+        do {
+          const page = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
+            c.send(
+              new QueryCommand({
+                TableName: table,
+                KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
+                ExpressionAttributeValues: {
+                  ":s": { S: streamId },
+                  ":from": { S: "p#" },
+                  ":to": { S: `p#${pad(oldestKept.version, 16)}#` }
+                },
+                ProjectionExpression: "k",
+                ReturnConsumedCapacity: "TOTAL",
+                ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
+              }),
+              { abortSignal }
+            )))
+          const orphans = (page.Items ?? []).map((item) => item.k?.S ?? "").filter((k) => {
+            if (k === "" || keptPrefixes.some((prefix) => k.startsWith(prefix))) return false
+            const time = ulidTime(k.split("#")[2] ?? "")
+            return time === undefined || now - time >= orphanGraceMillis
+          })
+          yield* deleteKeys(streamId, orphans)
+          startKey = page.LastEvaluatedKey
+        } while (startKey !== undefined)
       })
 
     const save: SnapshotStore.SnapshotStoreShape["save"] = Effect.fn("DynamoSnapshotStore.save")(function*(streamId, snapshot) {
@@ -238,57 +279,83 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
       if (partCount === 0) header.b = { B: data }
       yield* unconditional(client.call("PutItem", table, (c, abortSignal) =>
         c.send(new PutItemCommand({ TableName: table, Item: header, ReturnConsumedCapacity: "TOTAL" }), { abortSignal })))
-      yield* retention(streamId)
+      // The snapshot is stored at this point; a failed clean-up must not report the save as failed.
+      yield* retention(streamId).pipe(
+        Effect.catch((error) => Effect.logWarning(`Snapshot retention for ${streamId} failed (the snapshot is saved): ${error.message}`))
+      )
     })
 
     const corrupted = (streamId: string, version: number, reason: string, cause?: unknown) =>
       new SnapshotStore.CorruptedSnapshotError({ streamId, version, reason, cause })
 
+    /** Thrown inside a load attempt when the chosen snapshot's parts are not all there. */
+    class PartsMissing {
+      constructor(readonly version: number, readonly reason: string) {}
+    }
+
+    const loadOnce = (streamId: string, o: SnapshotStore.LoadOptions) =>
+      Effect.gen(function*() {
+        const upper = o.atOrBefore === undefined ? "h#~" : `h#${pad(o.atOrBefore, 16)}#~`
+        const headers = (yield* queryAll(streamId, headerPrefix, upper, false))
+          .map(parseHeader)
+          .filter((h): h is Header => h !== undefined)
+        const header = headers.find((h) => o.schemaVersion === undefined || h.schemaVersion === o.schemaVersion)
+        if (header === undefined) return Option.none()
+        let data: Uint8Array
+        if (header.parts === 0) {
+          if (header.inline === undefined) return yield* corrupted(streamId, header.version, "the inline data is missing")
+          data = header.inline
+        } else {
+          const parts = yield* queryAll(streamId, partPrefix(header.version, header.id), `${partPrefix(header.version, header.id)}~`, true)
+          if (parts.length !== header.parts) {
+            return yield* Effect.fail(new PartsMissing(header.version, `${parts.length} of ${header.parts} parts are stored`))
+          }
+          data = new Uint8Array(header.bytes)
+          let offset = 0
+          for (const [i, part] of parts.entries()) {
+            const bytes = part.b?.B
+            if (part.k?.S !== partKey(header.version, header.id, i) || bytes === undefined || offset + bytes.length > data.length) {
+              return yield* corrupted(streamId, header.version, `part ${i} is missing or malformed`)
+            }
+            data.set(bytes, offset)
+            offset += bytes.length
+          }
+          if (offset !== header.bytes) return yield* corrupted(streamId, header.version, `the parts hold ${offset} of ${header.bytes} bytes`)
+        }
+        if (data.length !== header.bytes || fnv1a(data) !== header.hash) {
+          return yield* corrupted(streamId, header.version, "the stored bytes do not match their checksum")
+        }
+        let json: string
+        try {
+          json = decoder.decode(header.encoding === "g" ? gunzipSync(data) : data)
+        } catch (cause) {
+          return yield* corrupted(streamId, header.version, "the stored bytes do not decode", cause)
+        }
+        return Option.some({
+          streamId,
+          version: header.version,
+          schemaVersion: header.schemaVersion,
+          state: yield* SnapshotStore.parseState(streamId, header.version, json),
+          savedAt: DateTime.makeUnsafe(Number.isFinite(header.savedAt) ? header.savedAt : 0)
+        })
+      })
+
     const load: SnapshotStore.SnapshotStoreShape["load"] = Effect.fn("DynamoSnapshotStore.load")(function*(streamId, loadOptions) {
       const o = yield* SnapshotStore.validateLoad("load", streamId, loadOptions)
-      const upper = o.atOrBefore === undefined ? "h#~" : `h#${pad(o.atOrBefore, 16)}#~`
-      const headers = (yield* queryAll(streamId, headerPrefix, upper, false))
-        .map(parseHeader)
-        .filter((h): h is Header => h !== undefined)
-      const header = headers.find((h) => o.schemaVersion === undefined || h.schemaVersion === o.schemaVersion)
-      if (header === undefined) return Option.none()
-      let data: Uint8Array
-      if (header.parts === 0) {
-        if (header.inline === undefined) return yield* corrupted(streamId, header.version, "the inline data is missing")
-        data = header.inline
-      } else {
-        const parts = yield* queryAll(streamId, partPrefix(header.version, header.id), `${partPrefix(header.version, header.id)}~`, true)
-        if (parts.length !== header.parts) {
-          return yield* corrupted(streamId, header.version, `${parts.length} of ${header.parts} parts are stored`)
-        }
-        data = new Uint8Array(header.bytes)
-        let offset = 0
-        for (const [i, part] of parts.entries()) {
-          const bytes = part.b?.B
-          if (part.k?.S !== partKey(header.version, header.id, i) || bytes === undefined || offset + bytes.length > data.length) {
-            return yield* corrupted(streamId, header.version, `part ${i} is missing or malformed`)
-          }
-          data.set(bytes, offset)
-          offset += bytes.length
-        }
-        if (offset !== header.bytes) return yield* corrupted(streamId, header.version, `the parts hold ${offset} of ${header.bytes} bytes`)
-      }
-      if (data.length !== header.bytes || fnv1a(data) !== header.hash) {
-        return yield* corrupted(streamId, header.version, "the stored bytes do not match their checksum")
-      }
-      let json: string
-      try {
-        json = decoder.decode(header.encoding === "g" ? gunzipSync(data) : data)
-      } catch (cause) {
-        return yield* corrupted(streamId, header.version, "the stored bytes do not decode", cause)
-      }
-      return Option.some({
-        streamId,
-        version: header.version,
-        schemaVersion: header.schemaVersion,
-        state: yield* SnapshotStore.parseState(streamId, header.version, json),
-        savedAt: DateTime.makeUnsafe(Number.isFinite(header.savedAt) ? header.savedAt : 0)
-      })
+      // A save by another process may delete the chosen snapshot (retention) between the
+      // header and the parts queries: read the headers again, a few times, before failing.
+      return yield* loadOnce(streamId, o).pipe(
+        Effect.retry({ times: 3, while: (e) => e instanceof PartsMissing }),
+        Effect.catchIf(
+          (e): e is PartsMissing => e instanceof PartsMissing,
+          (e) =>
+            Effect.fail(corrupted(
+              streamId,
+              e.version,
+              `parts are missing (${e.reason}): deleted while loading by a concurrent save's retention, or removed by hand`
+            ))
+        )
+      )
     })
 
     return SnapshotStore.SnapshotStore.of({ save, load })

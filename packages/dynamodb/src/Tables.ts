@@ -15,7 +15,7 @@ import {
   UpdateTimeToLiveCommand
 } from "@aws-sdk/client-dynamodb"
 import { Errors } from "@dynamo-es/core"
-import { Duration, Effect, Schema } from "effect"
+import { Duration, Effect, Schedule, Schema } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 
 /**
@@ -86,7 +86,11 @@ const waitActive = (client: DynamoClient["Service"], tableName: string) =>
           detail: `table is ${r.Table?.TableStatus ?? "unknown"}, waiting for ACTIVE`
         }))
     ),
-    Effect.retry({ while: (e) => e._tag === "StorageError" && e.reason === "Unavailable", times: 300 }),
+    // New tables (with streams) take seconds to minutes on AWS; DynamoDB Local is instant.
+    Effect.retry({
+      while: (e) => e._tag === "StorageError" && e.reason === "Unavailable",
+      schedule: Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])
+    }),
     Effect.timeoutOrElse({
       duration: Duration.minutes(10),
       orElse: () =>

@@ -354,6 +354,26 @@ describe("DynamoEventStore", { timeout: 120_000 }, () => {
         yield* Tables.deleteTables([name, name])
       }).pipe(Effect.provide(client)))
 
+    it.live("ensureTables waits until a new table is ACTIVE", () =>
+      Effect.gen(function*() {
+        const tools = instrumentedClient(yield* DynamoDBLocal.DynamoDBLocal)
+        let creating = 0
+        tools.setFault(async (command, _input, proceed) => {
+          const result = await proceed()
+          // AWS answers CREATING for a while after CreateTable; DynamoDB Local never does.
+          if (command === "DescribeTable" && creating < 3 && result.output.Table) {
+            creating++
+            result.output.Table.TableStatus = "CREATING"
+          }
+          return result
+        })
+        const name = Fixtures.uniqueTableName("wait")
+        yield* Tables.ensureTables([Tables.eventsTable(name)]).pipe(Effect.provide(DynamoClient.layer({ client: tools.sdk })))
+        assert.strictEqual(creating, 3)
+        assert.strictEqual(tools.recorder.count("DescribeTable"), 5, "one before creating, then until ACTIVE")
+        yield* Tables.deleteTables([name]).pipe(Effect.provide(client))
+      }).pipe(Effect.provide(local)))
+
     it.live("the layer creates its table when it does not exist", () =>
       Effect.gen(function*() {
         const name = Fixtures.uniqueTableName("layer")

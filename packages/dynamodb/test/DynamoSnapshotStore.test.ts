@@ -66,7 +66,62 @@ describe("DynamoSnapshotStore", { timeout: 120_000 }, () => {
         // Later saves push both old snapshots out of retention and sweep the orphans.
         for (const version of [30, 40, 50, 60]) yield* store.save(id, { version, state: stringOfJsonBytes(20_000, "z") })
         assert.strictEqual(yield* countItems(tableName), 3 * (1 + 3), "3 kept snapshots of 1 header + 3 parts each")
-      }), { partBytes: 8_000 }))
+      }), { partBytes: 8_000, orphanGracePeriod: 0 }))
+
+  it.live("parts younger than the grace period are not swept (they may belong to a save in flight)", () =>
+    instrumented(({ setFault, tableName }) =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        const id = streamId()
+        yield* store.save(id, { version: 10, state: stringOfJsonBytes(20_000, "o") })
+        setFault(async (command, input, proceed) =>
+          command === "PutItem" && String(input.Item?.k?.S).startsWith("h#") ? Promise.reject(sdkError("AccessDeniedException")) : proceed()
+        )
+        yield* Effect.exit(store.save(id, { version: 20, state: stringOfJsonBytes(20_000, "n") }))
+        setFault(undefined)
+        for (const version of [30, 40]) yield* store.save(id, { version, state: stringOfJsonBytes(20_000, "z") })
+        // keepLast 1: one snapshot of 1 header + 3 parts, plus the 3 young orphan parts.
+        assert.strictEqual(yield* countItems(tableName), 4 + 3)
+      }), { partBytes: 8_000, keepLast: 1 }))
+
+  it.live("retention deletes dropped snapshots by key, without reading their parts", () =>
+    instrumented(({ recorder }) =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        const id = streamId()
+        yield* store.save(id, { version: 1, state: stringOfJsonBytes(1_000_000, "d") })
+        recorder.clear()
+        yield* store.save(id, { version: 2, state: { small: true } })
+        const read = recorder.capacity.filter((c) => c.command === "Query").reduce((sum, c) => sum + c.read, 0)
+        assert.isAtMost(read, 2, `retention read ${read} RCU; the dropped 1 MB snapshot must not be read`)
+        assert.isTrue(Option.isNone(yield* store.load(id, { atOrBefore: 1 })))
+      }), { keepLast: 1 }))
+
+  it.live("a load that loses its snapshot to a concurrent save's retention reads the headers again", () =>
+    instrumented(({ setFault, sdk, tableName }) =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        const id = streamId()
+        yield* store.save(id, { version: 10, state: stringOfJsonBytes(30_000, "a") })
+        // Another process (its own client, keepLast 1) saves version 20 right between this
+        // load's header query and its parts query.
+        const other = yield* DynamoSnapshotStore.make({ tableName, keepLast: 1, partBytes: 10_000 }).pipe(
+          Effect.provide(DynamoClient.layer({ client: sdk }))
+        )
+        let raced = false
+        setFault(async (command, input, proceed) => {
+          if (!raced && command === "Query" && String(input.ExpressionAttributeValues?.[":from"]?.S).startsWith("p#0")) {
+            raced = true
+            setFault(undefined)
+            await Effect.runPromise(other.save(id, { version: 20, state: stringOfJsonBytes(30_000, "b") }))
+          }
+          return proceed()
+        })
+        const loaded = Option.getOrThrow(yield* store.load(id))
+        assert.isTrue(raced)
+        assert.strictEqual(loaded.version, 20)
+        assert.strictEqual(loaded.state, stringOfJsonBytes(30_000, "b"))
+      }), { partBytes: 10_000 }))
 
   it.live("a save interrupted in the middle of its parts is never loaded", () =>
     instrumented(({ setFault }) =>

@@ -1,4 +1,4 @@
-import { monotonicFactory } from "ulid"
+import { decodeTime, monotonicFactory } from "ulid"
 
 /**
  * A random source for ULIDs that draws from the OS in 4 KB blocks: the default draws once
@@ -18,3 +18,12 @@ const pooledRandom = (): (() => number) => {
 
 /** Monotonic ULIDs: unique, and sorted by creation time within a process. */
 export const makeUlid: (seedTime?: number) => string = monotonicFactory(pooledRandom())
+
+/** The creation time (epoch ms) encoded in a ULID, or `undefined` when it is not one. */
+export const ulidTime = (id: string): number | undefined => {
+  try {
+    return decodeTime(id)
+  } catch {
+    return undefined
+  }
+}

@@ -66,7 +66,7 @@ export interface PreparedEvent {
 export const storedEventSize = (streamId: string, version: number, e: PreparedEvent): number =>
   1 + utf8Length(streamId) +
   1 + numberSize(version) +
-  1 + e.eventId.length +
+  1 + utf8Length(e.eventId) +
   1 + utf8Length(e.type) +
   1 + utf8Length(e.payloadJson) +
   (e.metadataJson === undefined ? 0 : 1 + utf8Length(e.metadataJson)) +
@@ -219,11 +219,11 @@ export const prepareAppend = (
           reason: `must be a non-empty string of at most ${MAX_EVENT_TYPE_BYTES} bytes`
         })
       }
-      if (e.eventId !== undefined && (typeof e.eventId !== "string" || e.eventId.length === 0 || e.eventId.length > 64)) {
+      if (e.eventId !== undefined && (typeof e.eventId !== "string" || e.eventId.length === 0 || utf8Length(e.eventId) > 64)) {
         return yield* new InvalidInputError({
           operation,
           field: `events[${index}].eventId`,
-          reason: "must be a non-empty string of at most 64 characters"
+          reason: "must be a non-empty string of at most 64 bytes (UTF-8)"
         })
       }
       const payload = stringifyJson(e.payload)

@@ -97,6 +97,27 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
           assert.deepStrictEqual(read!.payload, { _tag: "Note", text: "before" })
         })))
 
+      it.live("payloads with Dates, non-finite numbers and bigints survive the round trip", () =>
+        run(Effect.gen(function*() {
+          const Stamped = Schema.TaggedStruct("Stamped", { at: Schema.Date, n: Schema.Number, big: Schema.BigInt })
+          const Typed = EventStore.typed(Stamped)
+          const id = streamId()
+          const at = new Date("2026-01-02T03:04:05.678Z")
+          const appended = yield* Typed.append(id, [
+            { _tag: "Stamped", at, n: Number.POSITIVE_INFINITY, big: 12345678901234567890n },
+            { _tag: "Stamped", at, n: Number.NaN, big: -1n }
+          ], { expectedVersion: "noStream" })
+          const read = yield* Stream.runCollect(Typed.read(id))
+          for (const events of [appended.events, read]) {
+            assert.isTrue(events[0]!.payload.at instanceof Date)
+            assert.strictEqual(events[0]!.payload.at.getTime(), at.getTime())
+            assert.strictEqual(events[0]!.payload.n, Number.POSITIVE_INFINITY)
+            assert.strictEqual(events[0]!.payload.big, 12345678901234567890n)
+            assert.isTrue(Number.isNaN(events[1]!.payload.n))
+            assert.strictEqual(events[1]!.payload.big, -1n)
+          }
+        })))
+
       it.live("uses the caller's event id when given", () =>
         run(Effect.gen(function*() {
           const id = streamId()

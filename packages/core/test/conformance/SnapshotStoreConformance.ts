@@ -119,6 +119,18 @@ export const snapshotStoreConformance = (name: string, make: MakeSnapshotStore) 
         assert.strictEqual(loaded.state, "kept")
       })))
 
+    it.live("typed states with Dates and non-finite numbers survive the round trip", () =>
+      run(Effect.gen(function*() {
+        const Clock = SnapshotStore.typed(Schema.Struct({ at: Schema.Date, max: Schema.Number }), { schemaVersion: 1 })
+        const id = streamId()
+        const at = new Date("2026-05-06T07:08:09.000Z")
+        yield* Clock.save(id, { version: 1, state: { at, max: Number.NEGATIVE_INFINITY } })
+        const loaded = Option.getOrThrow(yield* Clock.load(id))
+        assert.isTrue(loaded.state.at instanceof Date)
+        assert.strictEqual(loaded.state.at.getTime(), at.getTime())
+        assert.strictEqual(loaded.state.max, Number.NEGATIVE_INFINITY)
+      })))
+
     it.live("typed access encodes with the state Schema and rejects stored states that no longer decode", () =>
       run(Effect.gen(function*() {
         const s = yield* store
