@@ -108,4 +108,21 @@ describe("DynamoDBLocal.layer", () => {
       const port = Number(/port (\d+)/.exec(error.detail)?.[1])
       expect(processesOnPort(port)).toEqual([])
     }), { timeout: 30_000 })
+
+  it.live("without java on the PATH: one JavaNotFoundError that says how to install it", () =>
+    Effect.gen(function*() {
+      const path = process.env["PATH"]
+      process.env["PATH"] = "/nonexistent-dynamo-es-test"
+      const error = yield* DynamoDBLocal.DynamoDBLocal.pipe(
+        Effect.provide(DynamoDBLocal.layer()),
+        withEnv(envWithoutEndpoint()),
+        Effect.flip,
+        Effect.ensuring(Effect.sync(() => {
+          process.env["PATH"] = path
+        }))
+      )
+      expect(error._tag).toBe("JavaNotFoundError")
+      expect(error.message).toMatch(/openjdk-17-jre-headless/)
+      expect(error.message).toMatch(/DYNAMODB_ENDPOINT/)
+    }))
 })
