@@ -19,6 +19,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Stream } from "effect"
 import * as Fs from "node:fs"
+import { commandOf, consumedUnits, startBench, WRITE_COMMANDS } from "./harness.js"
 import { performance } from "node:perf_hooks"
 import { monotonicFactory } from "ulid"
 
@@ -91,7 +92,6 @@ const itemSize = (item: Record<string, AttributeValue>): number => {
   return size
 }
 
-const WRITES = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"])
 
 /** The stats bucket the middleware records into; `undefined` while seeding and warming up. */
 let bucket: Stats | undefined
@@ -101,7 +101,7 @@ const instrument = (sdk: DynamoDBClient) =>
     (next, context) => async (args) => {
       const stats = bucket
       if (stats === undefined) return next(args)
-      const command = (context.commandName ?? "Unknown").replace(/Command$/, "")
+      const command = commandOf(context)
       stats.requests.set(command, (stats.requests.get(command) ?? 0) + 1)
       const input = args.input as {
         Item?: Record<string, AttributeValue>
@@ -122,21 +122,12 @@ const instrument = (sdk: DynamoDBClient) =>
         }
       }
       const result = await next(args)
-      const out = result.output as { ConsumedCapacity?: unknown }
-      const consumed = (Array.isArray(out.ConsumedCapacity)
-        ? out.ConsumedCapacity
-        : out.ConsumedCapacity !== undefined
-        ? [out.ConsumedCapacity]
-        : []) as Array<{ CapacityUnits?: number }>
-      for (const c of consumed) {
-        const units = c.CapacityUnits ?? 0
-        // With ReturnConsumedCapacity TOTAL only CapacityUnits is set: the command tells the kind.
-        if (WRITES.has(command)) {
-          stats.reportedWrite += units
-          if (command === "TransactWriteItems") stats.reportedTransactWrite += units
-        } else {
-          stats.reportedRead += units
-        }
+      const units = consumedUnits(result.output)
+      if (WRITE_COMMANDS.has(command)) {
+        stats.reportedWrite += units
+        if (command === "TransactWriteItems") stats.reportedTransactWrite += units
+      } else {
+        stats.reportedRead += units
       }
       return result
     },
@@ -590,26 +581,8 @@ const report = (results: ReadonlyArray<Result>) => {
 // -----------------------------------------------------------------------------
 
 const program = Effect.gen(function*() {
-  const started = performance.now()
-  const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`
-  yield* Console.log(`dynamo-es event store benchmark (${ROUNDS} interleaved rounds per measurement)`)
-  yield* Console.log(
-    process.env["DYNAMODB_ENDPOINT"] ? `using DYNAMODB_ENDPOINT=${process.env["DYNAMODB_ENDPOINT"]} ...` : "starting DynamoDB Local ..."
-  )
-  const localContext = yield* Layer.build(DynamoDBLocal.layer({ fastStartup: false }))
-  const local = Context.get(localContext, DynamoDBLocal.DynamoDBLocal)
-  yield* Console.log(`DynamoDB Local at ${local.endpoint} (${elapsed()})`)
-
   // One instrumented SDK client for the library and for the raw baseline.
-  const sdk = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = new DynamoDBClient(Fixtures.sdkConfig(local))
-      instrument(client)
-      return client
-    }),
-    (client) => Effect.sync(() => client.destroy())
-  )
-  const clientContext = yield* Layer.build(DynamoClient.layer({ client: sdk }))
+  const { local, sdk, clientContext, elapsed } = yield* startBench(`dynamo-es event store benchmark (${ROUNDS} interleaved rounds per measurement)`, instrument)
   const table = Fixtures.uniqueTableName("bench")
   // Deleted when the scope closes (matters when DYNAMODB_ENDPOINT points at a long-lived DynamoDB).
   yield* Fixtures.scopedTable(Tables.eventsTable(table)).pipe(Effect.provide(clientContext))

@@ -14,6 +14,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Schema } from "effect"
 import * as Fs from "node:fs"
+import { commandOf, consumedUnits, startBench, WRITE_COMMANDS } from "./harness.js"
 import { performance } from "node:perf_hooks"
 
 // -----------------------------------------------------------------------------
@@ -38,7 +39,6 @@ interface Stats {
 
 const emptyStats = (): Stats => ({ requests: new Map(), read: 0, write: 0 })
 const totalRequests = (s: Stats) => [...s.requests.values()].reduce((a, b) => a + b, 0)
-const WRITES = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"])
 
 /** The stats bucket the middleware records into; `undefined` while seeding, checking and warming up. */
 let bucket: Stats | undefined
@@ -48,19 +48,12 @@ const instrument = (sdk: DynamoDBClient) =>
     (next, context) => async (args) => {
       const stats = bucket
       if (stats === undefined) return next(args)
-      const command = (context.commandName ?? "Unknown").replace(/Command$/, "")
+      const command = commandOf(context)
       stats.requests.set(command, (stats.requests.get(command) ?? 0) + 1)
       const result = await next(args)
-      const out = result.output as { ConsumedCapacity?: unknown }
-      const consumed = (Array.isArray(out.ConsumedCapacity)
-        ? out.ConsumedCapacity
-        : out.ConsumedCapacity !== undefined
-        ? [out.ConsumedCapacity]
-        : []) as Array<{ CapacityUnits?: number }>
-      for (const c of consumed) {
-        if (WRITES.has(command)) stats.write += c.CapacityUnits ?? 0
-        else stats.read += c.CapacityUnits ?? 0
-      }
+      const units = consumedUnits(result.output)
+      if (WRITE_COMMANDS.has(command)) stats.write += units
+      else stats.read += units
       return result
     },
     { step: "initialize", name: "dynamo-es-read-model-bench-recorder" }
@@ -324,25 +317,8 @@ const measure = (env: Env, m: Measurement) =>
   })
 
 const program = Effect.gen(function*() {
-  const started = performance.now()
-  const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)} s`
-  yield* Console.log(`dynamo-es read-model benchmark (${ROUNDS} interleaved rounds per measurement)`)
-  yield* Console.log(
-    process.env["DYNAMODB_ENDPOINT"] ? `using DYNAMODB_ENDPOINT=${process.env["DYNAMODB_ENDPOINT"]} ...` : "starting DynamoDB Local ..."
-  )
-  const localContext = yield* Layer.build(DynamoDBLocal.layer({ fastStartup: false }))
-  const local = Context.get(localContext, DynamoDBLocal.DynamoDBLocal)
-  yield* Console.log(`DynamoDB Local at ${local.endpoint} (${elapsed()})`)
-
-  const sdk = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = new DynamoDBClient(Fixtures.sdkConfig(local))
-      instrument(client)
-      return client
-    }),
-    (client) => Effect.sync(() => client.destroy())
-  )
-  const clientContext = yield* Layer.build(DynamoClient.layer({ client: sdk }))
+  // One instrumented SDK client for the library and for the raw baseline.
+  const { local, sdk, clientContext, elapsed } = yield* startBench(`dynamo-es read-model benchmark (${ROUNDS} interleaved rounds per measurement)`, instrument)
   const table = Fixtures.uniqueTableName("rmbench")
   yield* Effect.acquireRelease(
     Tables.ensureTables([DynamoReadModelStore.readModelsTable(table)]),

@@ -16,6 +16,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Schema } from "effect"
 import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
+import { commandOf, consumedUnits, WRITE_COMMANDS } from "./harness.js"
 
 const EVENTS = 10_000
 const SNAPSHOT_EVERY = 1_000
@@ -37,15 +38,11 @@ const totalRequests = () => [...counter.requests.values()].reduce((a, b) => a + 
 const instrument = (sdk: DynamoDBClient) =>
   sdk.middlewareStack.add(
     (next, context) => async (args) => {
-      const command = (context.commandName ?? "?").replace(/Command$/, "")
+      const command = commandOf(context)
       counter.requests.set(command, (counter.requests.get(command) ?? 0) + 1)
       const result = await next(args)
-      const out = result.output as { ConsumedCapacity?: unknown }
-      const list = (Array.isArray(out.ConsumedCapacity) ? out.ConsumedCapacity : out.ConsumedCapacity ? [out.ConsumedCapacity] : []) as Array<
-        { CapacityUnits?: number }
-      >
-      const units = list.reduce((a, c) => a + (c.CapacityUnits ?? 0), 0)
-      if (/^(PutItem|BatchWriteItem|TransactWriteItems|DeleteItem)$/.test(command)) counter.write += units
+      const units = consumedUnits(result.output)
+      if (WRITE_COMMANDS.has(command)) counter.write += units
       else counter.read += units
       return result
     },

@@ -136,7 +136,8 @@ export const make = (options: DynamoEventStoreOptions) =>
 
     /** Strongly consistent (by default) read of the current version: Query, backwards, Limit 1. */
     const currentVersion = (streamId: string, consistentRead = true) =>
-      asStorageError(client.call("Query", table, (c, abortSignal) =>
+      // A one-item query: not worth an AbortController per call.
+      asStorageError(client.call("Query", table, (c) =>
         c.send(
           new QueryCommand({
             TableName: table,
@@ -147,8 +148,7 @@ export const make = (options: DynamoEventStoreOptions) =>
             Limit: 1,
             ConsistentRead: consistentRead,
             ReturnConsumedCapacity: "TOTAL"
-          }),
-          { abortSignal }
+          })
         ))).pipe(
           Effect.map((r) => {
             const v = num(r.Items?.[0]?.v) ?? 0
