@@ -25,7 +25,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { Errors, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, DateTime, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
 import { makeUlid, ulidTime } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
@@ -396,7 +396,9 @@ export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.Storag
   .unwrap(
     Effect.gen(function*() {
       const tableName = yield* Config.String("DYNAMO_ES_SNAPSHOTS_TABLE").pipe(Config.withDefault("snapshots"))
-      const keepLast = yield* Config.Int("DYNAMO_ES_SNAPSHOTS_KEEP").pipe(Config.withDefault(3))
+      const keepLast = yield* Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), "DYNAMO_ES_SNAPSHOTS_KEEP").pipe(
+        Config.withDefault(3)
+      )
       const compression = yield* Config.Literals(["gzip", "none"], "DYNAMO_ES_SNAPSHOTS_COMPRESSION").pipe(
         Config.withDefault("none" as const)
       )

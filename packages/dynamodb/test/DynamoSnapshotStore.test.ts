@@ -3,8 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { SnapshotStore } from "@dynamo-es/core"
 import { snapshotStoreConformance, stringOfJsonBytes } from "@dynamo-es/core/test/conformance/SnapshotStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { Effect, Exit, Layer, Option, Schedule } from "effect"
-import { DynamoClient, DynamoSnapshotStore } from "../src/index.js"
+import { ConfigProvider, Effect, Exit, Layer, Option, Schedule } from "effect"
+import { DynamoClient, DynamoSnapshotStore, Tables } from "../src/index.js"
 import { countItems, instrumentedClient, sdkError } from "./helpers.js"
 import { failure as fail } from "@dynamo-es/core/test/utils"
 
@@ -224,4 +224,27 @@ describe("DynamoSnapshotStore", { timeout: 120_000 }, () => {
         assert.isBelow(stored, JSON.stringify(state).length / 3)
         assert.strictEqual(header.Items![0]!.e!.S, "g")
       }), { compression: "gzip" }))
+
+  it.live("layerConfig reads table, retention and compression from the environment and refuses bad values", () =>
+    Effect.gen(function*() {
+      const tableName = Fixtures.uniqueTableName("snapcfg")
+      const withEnv = (env: Record<string, string>) =>
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+      const env = { DYNAMO_ES_SNAPSHOTS_TABLE: tableName, DYNAMO_ES_SNAPSHOTS_KEEP: "1", DYNAMO_ES_SNAPSHOTS_COMPRESSION: "gzip" }
+      yield* Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        yield* store.save("cfg", { version: 1, state: "one" })
+        yield* store.save("cfg", { version: 2, state: "two" })
+        assert.isTrue(Option.isNone(yield* store.load("cfg", { atOrBefore: 1 })), "keepLast 1 from the environment")
+        assert.strictEqual(Option.getOrThrow(yield* store.load("cfg")).state, "two")
+      }).pipe(Effect.provide(DynamoSnapshotStore.layerConfig), withEnv(env))
+      for (const bad of [{ DYNAMO_ES_SNAPSHOTS_KEEP: "0" }, { DYNAMO_ES_SNAPSHOTS_COMPRESSION: "zip" }]) {
+        const e = fail(yield* Effect.exit(SnapshotStore.SnapshotStore.pipe(
+          Effect.provide(DynamoSnapshotStore.layerConfig),
+          withEnv({ ...env, ...bad })
+        )))
+        assert.strictEqual(e._tag, "ConfigError")
+      }
+      yield* Tables.deleteTables([tableName])
+    }).pipe(Effect.provide(client)))
 })
