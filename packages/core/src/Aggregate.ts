@@ -177,17 +177,15 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       const snapshot = yield* loadSnapshot(streamId)
       const from = Option.isSome(snapshot) ? snapshot.value.version + 1 : 1
       const start = Option.isSome(snapshot) ? snapshot.value.state : definition.initialState
-      const result = yield* events.read(streamId, { from }).pipe(
+      // ifMissing "empty": a missing stream is the initial state, and a snapshot at the head
+      // of the stream costs no extra request to tell "no events after it" from "no stream".
+      const result = yield* events.read(streamId, { from, ifMissing: "empty" }).pipe(
         Stream.runFold(
           () => ({ state: start, version: from - 1, count: 0 }),
           (acc, e) => ({ state: definition.evolve(acc.state, e.payload), version: e.version, count: acc.count + 1 })
         ),
-        Effect.catchTag("NotFoundError", () => Effect.succeed(undefined))
+        Effect.catchTag("NotFoundError", (e) => Effect.die(e)) // cannot happen with ifMissing "empty"
       )
-      if (result === undefined) {
-        // No events at all: a snapshot without a stream is stale (the stream was deleted).
-        return { streamId, state: definition.initialState, version: 0, snapshotVersion: undefined, eventsRead: 0 }
-      }
       return {
         streamId,
         state: result.state,

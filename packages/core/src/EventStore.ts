@@ -163,6 +163,12 @@ export interface ReadOptions {
   readonly consistentRead?: boolean | undefined
   /** Events per storage request (default: DynamoDB's 1 MB pages). */
   readonly pageSize?: number | undefined
+  /**
+   * What a stream without events gives: `"fail"` (default) a `NotFoundError`, `"empty"` an
+   * empty Stream. `"empty"` also saves the extra request a range read past the end of a
+   * stream otherwise needs to tell "no such stream" from "nothing in this range".
+   */
+  readonly ifMissing?: "fail" | "empty" | undefined
 }
 
 /**
@@ -207,7 +213,8 @@ export interface EventStoreShape {
   /**
    * Reads a stream as a lazy Stream, one storage request per page: memory stays flat
    * whatever the stream's length. Fails with `NotFoundError` when the stream has no
-   * events; an existing stream with no events in the range gives an empty Stream.
+   * events (unless `ifMissing: "empty"`); an existing stream with no events in the range
+   * gives an empty Stream.
    */
   readonly read: (streamId: string, options?: ReadOptions) => Stream.Stream<EventEnvelope, ReadError>
   /**
@@ -471,6 +478,7 @@ export const makeMemory = (
         yield* validateStreamId("read", streamId)
         const o = yield* validateReadOptions("read", readOptions)
         if ((streams.get(streamId)?.length ?? 0) === 0) {
+          if (o.ifMissing === "empty") return Stream.empty
           return yield* new NotFoundError({ resource: "stream", id: streamId })
         }
         const selected = rangeOf(streamId, o)

@@ -287,7 +287,7 @@ export const make = (options: DynamoEventStoreOptions) =>
                 { abortSignal }
               )))
             const items = response.Items ?? []
-            if (state.first && items.length === 0 && response.LastEvaluatedKey === undefined) {
+            if (state.first && items.length === 0 && response.LastEvaluatedKey === undefined && o.ifMissing === "fail") {
               // Either the stream does not exist, or the range is past its end.
               const exists = bounded || o.from > 1 ? (yield* currentVersion(streamId, o.consistentRead)) > 0 : false
               if (!exists) return yield* new Errors.NotFoundError({ resource: "stream", id: streamId })
@@ -311,6 +311,7 @@ export const make = (options: DynamoEventStoreOptions) =>
 
     const readLast: EventStore.EventStoreShape["readLast"] = Effect.fn("DynamoEventStore.readLast")(
       function*(streamId, n, readOptions) {
+        yield* validateStreamId("readLast", streamId)
         yield* validateCount("readLast", n)
         const events = yield* Stream.runCollect(
           read(streamId, { direction: "backward", limit: n, consistentRead: readOptions?.consistentRead })

@@ -97,6 +97,20 @@ describe("DynamoEventStore", { timeout: 120_000 }, () => {
           assert.deepInclude(e, { _tag: "ConflictError", actualVersion: 2 })
         }), { versionCacheSize: 0 }))
 
+    it.live("a range read past the end costs one extra Query only when a missing stream must fail", () =>
+      instrumented(({ recorder }) =>
+        Effect.gen(function*() {
+          const id = streamId()
+          yield* Accounts.append(id, deposits(3), { expectedVersion: "noStream" })
+          recorder.clear()
+          assert.deepStrictEqual(yield* Stream.runCollect(Accounts.read(id, { from: 4 })), [])
+          assert.deepStrictEqual(recorder.commands, ["Query", "Query"], "the range query, then the existence check")
+          recorder.clear()
+          assert.deepStrictEqual(yield* Stream.runCollect(Accounts.read(id, { from: 4, ifMissing: "empty" })), [])
+          assert.deepStrictEqual(recorder.commands, ["Query"])
+        })
+      ))
+
     it.live("a multi-event append is one TransactWriteItems", () =>
       instrumented(({ recorder }) =>
         Effect.gen(function*() {

@@ -115,6 +115,7 @@ export interface NormalizedReadOptions {
   readonly limit: number | undefined
   readonly consistentRead: boolean
   readonly pageSize: number | undefined
+  readonly ifMissing: "fail" | "empty"
 }
 
 export const validateReadOptions = (
@@ -132,13 +133,17 @@ export const validateReadOptions = (
   if (o.direction !== undefined && o.direction !== "forward" && o.direction !== "backward") {
     return fail("direction", `must be "forward" or "backward"`)
   }
+  if (o.ifMissing !== undefined && o.ifMissing !== "fail" && o.ifMissing !== "empty") {
+    return fail("ifMissing", `must be "fail" or "empty"`)
+  }
   return Effect.succeed({
     from: o.from ?? 1,
     to: o.to,
     direction: o.direction ?? "forward",
     limit: o.limit,
     consistentRead: o.consistentRead ?? true,
-    pageSize: o.pageSize
+    pageSize: o.pageSize,
+    ifMissing: o.ifMissing ?? "fail"
   })
 }
 

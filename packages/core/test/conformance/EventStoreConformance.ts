@@ -280,6 +280,18 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
           assert.isTrue((yield* EventStore.versionOption(id))._tag === "None")
         })))
 
+      it.live("ifMissing: \"empty\" reads a missing stream as empty instead of failing", () =>
+        run(Effect.gen(function*() {
+          const id = streamId()
+          assert.deepStrictEqual(yield* readAll(id, { ifMissing: "empty" }), [])
+          assert.deepStrictEqual(yield* readAll(id, { ifMissing: "empty", from: 5, direction: "backward" }), [])
+          yield* Accounts.append(id, deposits(3), { expectedVersion: "noStream" })
+          assert.deepStrictEqual(versions(yield* readAll(id, { ifMissing: "empty", from: 2 })), [2, 3])
+          assert.deepStrictEqual(yield* readAll(id, { ifMissing: "empty", from: 4 }), [])
+          const err = failure(yield* Effect.exit(readAll(id, { ifMissing: "never" as "fail" })))
+          assert.deepInclude(err, { _tag: "InvalidInputError", field: "options.ifMissing" })
+        })))
+
       it.live("an existing stream read past its end is empty, not an error", () =>
         run(Effect.gen(function*() {
           const id = streamId()
