@@ -575,7 +575,7 @@ export interface ReadModelStoreOptions {
 
 /**
  * The default backoff for unprocessed batch items: exponential from 50 ms, jittered, at
- * most 8 retries (about 13 s in the worst case).
+ * most 8 retries (about 13 s in the worst case, up to about 15 s with jitter).
  *
  * @since 0.1.0
  * @category constructors

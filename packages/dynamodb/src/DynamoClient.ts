@@ -96,7 +96,7 @@ export interface DynamoClientOptions {
 
 /**
  * The default retry policy: exponential backoff from 50 ms, jittered, 8 retries at most
- * (about 13 s in the worst case).
+ * (about 13 s in the worst case, up to about 15 s with jitter).
  *
  * @since 0.1.0
  * @category constructors

@@ -14,7 +14,7 @@
  *   proven and the append is a single request: one `PutItem` (1 WCU under 1 KB) for one
  *   event, one `TransactWriteItems` for several. An expected version from elsewhere (a
  *   bare number) is checked first with one strongly consistent `Query` (`Limit 1`,
- *   backwards; 1 RCU), which also tells the actual version for the `ConflictError`;
+ *   backwards; 1 RCU for an event up to 4 KB), which also tells the actual version for the `ConflictError`;
  * - `"noStream"` / `0` needs no read: version 1 either exists or not;
  * - `"any"` and `"streamExists"` read the current version, then write after it, and try
  *   again (up to 50 times) when another writer got there first;

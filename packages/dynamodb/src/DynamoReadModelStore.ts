@@ -16,7 +16,7 @@
  * | `find`, `findBy({ id })` | one `GetItem` |
  * | `findBy({ id: [...] })` | one `BatchGetItem` per 100 ids (4 in flight), unprocessed keys retried |
  * | `findAll`, `findBy` on other fields | one `Query` per 1 MB page of the whole partition |
- * | deferred `flush` | one `BatchWriteItem` per 25 writes (8 in flight), unprocessed items retried |
+ * | deferred `flush` | one `BatchWriteItem` per 25 saves and per 25 removes, never mixed (8 in flight), unprocessed items retried |
  *
  * A deferred flush costs the same write units as one `PutItem` per model, in 25 times
  * fewer requests. It is not a transaction: see `ReadModel.DeferredRepository`.

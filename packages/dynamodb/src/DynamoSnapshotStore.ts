@@ -10,7 +10,8 @@
  * A save writes the parts first (`BatchWriteItem`, 25 per request) and the header last:
  * the header is the commit. A save interrupted half-way leaves parts without a header,
  * which no load ever sees: it returns the previous complete snapshot. Such orphans are
- * deleted by the retention of a later save once they are older than every kept snapshot.
+ * deleted by the retention of a later save once they are below the oldest kept snapshot and
+ * older than `orphanGracePeriod` (15 minutes).
  *
  * Loading costs one `Query` over the (small) headers, newest first, plus one `Query` for
  * the parts of a large snapshot.

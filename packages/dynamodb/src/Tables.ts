@@ -1,7 +1,7 @@
 /**
  * Table definitions and `ensureTables`: create the tables the stores need, wait until
  * they are ACTIVE, and leave existing ones alone. For production, print the definitions
- * (`cloudFormation(...)`, or `npx dynamo-es-tables` from this package) and manage the
+ * (`cloudFormation(...)`, or `npm run tables -- print` in this repository) and manage the
  * tables with your infrastructure tool instead.
  *
  * @since 0.1.0
@@ -184,9 +184,10 @@ export const deleteTables = Effect.fn("deleteTables")(function*(tableNames: Read
 }, unconditional)
 
 /**
- * The definitions as a CloudFormation `Resources` object (also valid for CDK's
- * `CfnTable` props and a close match for Terraform's `aws_dynamodb_table`). Print it with
- * `JSON.stringify(cloudFormation([...]), null, 2)`.
+ * The definitions as a CloudFormation `Resources` object, with production settings that
+ * `ensureTables` does not apply: point-in-time recovery (billed), deletion protection and
+ * `DeletionPolicy: Retain`. For CDK use `CfnInclude` (or camelCase the keys for `CfnTable`).
+ * Print it with `JSON.stringify({ Resources: cloudFormation([...]) }, null, 2)`.
  *
  * @since 0.1.0
  * @category definitions
