@@ -1398,7 +1398,9 @@ export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
     ids: ReadonlyArray<string>,
     apply: (processed: ReadonlyArray<string>) => X
   ): Effect.Effect<{ readonly value: X; readonly unprocessed: ReadonlyArray<string> }, StorageError> =>
-    Effect.suspend(() => {
+    // Yield first, as a real request would: concurrent requests then overlap, which the
+    // skip-unchanged bookkeeping must survive just as it must on DynamoDB.
+    Effect.andThen(Effect.yieldNow, () => {
       operations.push(operation)
       const f = fault?.(operation, name, ids)
       if (f?._tag === "Fail") {
@@ -1422,7 +1424,8 @@ export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
     table,
     get: (name, id) => request("GetItem", name, [id], () => rowOf(name, id)).pipe(Effect.map((r) => r.value)),
     getBatch: (name, ids) =>
-      request("BatchGetItem", name, ids, (processed) => processed.flatMap((id) => rowOf(name, id) ?? [])).pipe(
+      // DynamoDB returns the rows of a batch in no particular order: so does this (reversed).
+      request("BatchGetItem", name, ids, (processed) => processed.flatMap((id) => rowOf(name, id) ?? []).reverse()).pipe(
         Effect.map((r) => ({ rows: r.value, unprocessed: r.unprocessed }))
       ),
     query: (name, { pageSize }) =>

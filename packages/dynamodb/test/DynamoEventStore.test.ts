@@ -258,7 +258,9 @@ describe("DynamoEventStore", { timeout: 120_000 }, () => {
             concurrency: "unbounded",
             discard: true
           })
-          assert.strictEqual(reused, 1, "only the retry after the lost response reuses its token")
+          // Reuse is right only for a retry of the identical request (checked on every reuse above);
+          // under load a retry may itself be retried, so at least the one after the lost response.
+          assert.isAtLeast(reused, 1, "the retry after the lost response reuses its token")
           assert.isAbove(seen.size, 8, "losers retried with new tokens")
           assert.deepStrictEqual((yield* Stream.runCollect(Accounts.read(id))).map((e) => e.version), range(1, 16))
         })
