@@ -41,7 +41,7 @@ import {
 } from "@dynamo-es/core/internal/prepare"
 import { Clock, Config, Effect, Layer, Option, Random, Stream } from "effect"
 import { makeUlid } from "@dynamo-es/core/internal/ids"
-import { type ConditionFailed, DynamoClient, type TransactionCanceled } from "./DynamoClient.js"
+import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { ensuring, eventsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -131,13 +131,10 @@ export const make = (options: DynamoEventStoreOptions) =>
     const cache = makeVersionCache(options.versionCacheSize ?? 10_000)
     const maxAttempts = options.maxAppendAttempts ?? 50
 
-    const asStorageError = <A, E, R>(effect: Effect.Effect<A, E | ConditionFailed | TransactionCanceled, R>) =>
-      effect as Effect.Effect<A, Exclude<E, ConditionFailed | TransactionCanceled>, R>
-
     /** Strongly consistent (by default) read of the current version: Query, backwards, Limit 1. */
     const currentVersion = (streamId: string, consistentRead = true) =>
       // A one-item query: not worth an AbortController per call.
-      asStorageError(client.call("Query", table, (c) =>
+      unconditional(client.call("Query", table, (c) =>
         c.send(
           new QueryCommand({
             TableName: table,
@@ -178,7 +175,7 @@ export const make = (options: DynamoEventStoreOptions) =>
           )).pipe(
             Effect.as(true),
             Effect.catchTag("ConditionFailed", (e) => Effect.succeed(ours(e.oldItem))),
-            asStorageError
+            unconditional
           )
       }
       const token = nextToken()
@@ -202,8 +199,7 @@ export const make = (options: DynamoEventStoreOptions) =>
           Effect.as(true),
           Effect.catchTag("TransactionCanceled", (e) =>
             Effect.succeed(ours(e.cancellationReasons[0]?.Item))),
-          Effect.catchTag("ConditionFailed", () => Effect.succeed(false)),
-          asStorageError
+          Effect.catchTag("ConditionFailed", () => Effect.succeed(false))
         )
     }
 
@@ -277,7 +273,7 @@ export const make = (options: DynamoEventStoreOptions) =>
           Effect.gen(function*() {
             const remaining = o.limit === undefined ? undefined : o.limit - state.emitted
             const limit = remaining === undefined ? o.pageSize : Math.min(remaining, o.pageSize ?? remaining)
-            const response = yield* asStorageError(client.call("Query", table, (c, abortSignal) =>
+            const response = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
               c.send(
                 new QueryCommand({
                   ...base,
