@@ -135,6 +135,28 @@ const program = Effect.gen(function*() {
     record("load with recent snapshot: RCU", round(last.read, 1), "RCU", round(noSnapshot[0]!.read, 1))
     record("load with recent snapshot: events read", last.value.eventsRead, "events", full.eventsRead)
 
+    // Command handling: 300 deposits on one account, without and with snapshots every 50.
+    const COMMANDS = 300
+    for (const every of [undefined, 50] as const) {
+      const Depositing = Aggregate.make({
+        events: Deposited,
+        initialState: { balance: 0, count: 0 } as typeof State.Type,
+        evolve: (s, e) => ({ balance: s.balance + e.amount, count: s.count + 1 }),
+        decide: (amount: number) => [{ _tag: "Deposited" as const, amount, note: `deposit of ${amount}` }],
+        snapshots: { schema: State, schemaVersion: 1, every }
+      })
+      const account = `bench-commands-${every ?? "none"}`
+      yield* Console.log(`Handling ${COMMANDS} commands on one account, ${every === undefined ? "without snapshots" : `snapshot every ${every}`}...`)
+      const run = yield* timed(Effect.forEach(Array.from({ length: COMMANDS }, (_, i) => i + 1), (i) => Depositing.handle(account, i), {
+        discard: true
+      }).pipe(Effect.provideService(SnapshotStore.SnapshotStore, every === undefined ? yield* SnapshotStore.makeMemory() : yield* SnapshotStore.SnapshotStore)))
+      const label = `handle ${COMMANDS} commands, ${every === undefined ? "no snapshots" : `snapshot every ${every}`}`
+      record(`${label}: time per command`, round(run.ms / COMMANDS, 3), "ms")
+      record(`${label}: requests per command`, round(run.requests / COMMANDS, 3), "requests")
+      record(`${label}: RCU per command`, round(run.read / COMMANDS, 3), "RCU")
+      record(`${label}: WCU per command`, round(run.write / COMMANDS, 3), "WCU")
+    }
+
     // 2 MB snapshots, plain and gzip.
     const big = Array.from({ length: 30_000 }, (_, i) => ({ id: i, name: `customer-${i}`, tags: ["gold", "eu"], balance: i * 3 }))
     const bytes = JSON.stringify(big).length
