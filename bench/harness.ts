@@ -49,3 +49,34 @@ export const startBench = (title: string, instrument: (client: DynamoDBClient) =
     const clientContext = yield* Layer.build(DynamoClient.layer({ client: sdk }))
     return { local, sdk, clientContext, elapsed }
   })
+
+/** Requests by command and consumed capacity, split into reads and writes. */
+export interface Stats {
+  readonly requests: Map<string, number>
+  read: number
+  write: number
+}
+
+export const emptyStats = (): Stats => ({ requests: new Map(), read: 0, write: 0 })
+export const totalRequests = (s: Stats): number => [...s.requests.values()].reduce((a, b) => a + b, 0)
+
+/**
+ * Adds a middleware that records every request into the `Stats` that `current` returns at
+ * that moment (nothing while it returns `undefined`, e.g. during warm-up).
+ */
+export const countInto = (current: () => Stats | undefined) => (sdk: DynamoDBClient): void => {
+  sdk.middlewareStack.add(
+    (next, context) => async (args) => {
+      const stats = current()
+      if (stats === undefined) return next(args)
+      const command = commandOf(context)
+      stats.requests.set(command, (stats.requests.get(command) ?? 0) + 1)
+      const result = await next(args)
+      const units = consumedUnits(result.output)
+      if (WRITE_COMMANDS.has(command)) stats.write += units
+      else stats.read += units
+      return result
+    },
+    { step: "initialize", name: "dynamo-es-bench-counter" }
+  )
+}

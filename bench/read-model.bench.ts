@@ -14,7 +14,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Schema } from "effect"
 import * as Fs from "node:fs"
-import { commandOf, consumedUnits, startBench, WRITE_COMMANDS } from "./harness.js"
+import { countInto, emptyStats, startBench, type Stats, totalRequests } from "./harness.js"
 import { performance } from "node:perf_hooks"
 
 // -----------------------------------------------------------------------------
@@ -31,33 +31,9 @@ const CONCURRENCY = 8 // requests in flight for the "concurrent" baselines, same
 // request and capacity recorder (SDK middleware, shared by every side)
 // -----------------------------------------------------------------------------
 
-interface Stats {
-  readonly requests: Map<string, number>
-  read: number
-  write: number
-}
-
-const emptyStats = (): Stats => ({ requests: new Map(), read: 0, write: 0 })
-const totalRequests = (s: Stats) => [...s.requests.values()].reduce((a, b) => a + b, 0)
-
 /** The stats bucket the middleware records into; `undefined` while seeding, checking and warming up. */
 let bucket: Stats | undefined
-
-const instrument = (sdk: DynamoDBClient) =>
-  sdk.middlewareStack.add(
-    (next, context) => async (args) => {
-      const stats = bucket
-      if (stats === undefined) return next(args)
-      const command = commandOf(context)
-      stats.requests.set(command, (stats.requests.get(command) ?? 0) + 1)
-      const result = await next(args)
-      const units = consumedUnits(result.output)
-      if (WRITE_COMMANDS.has(command)) stats.write += units
-      else stats.read += units
-      return result
-    },
-    { step: "initialize", name: "dynamo-es-read-model-bench-recorder" }
-  )
+const instrument = countInto(() => bucket)
 
 // -----------------------------------------------------------------------------
 // the read model: about 300 bytes of JSON, one item of 1 KB or less

@@ -16,38 +16,17 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Schema } from "effect"
 import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
-import { commandOf, consumedUnits, WRITE_COMMANDS } from "./harness.js"
+import { countInto, emptyStats, type Stats, totalRequests } from "./harness.js"
 
 const EVENTS = 10_000
 const SNAPSHOT_EVERY = 1_000
 const LOAD_ROUNDS = 5
 
-interface Counter {
-  requests: Map<string, number>
-  read: number
-  write: number
-}
-const counter: Counter = { requests: new Map(), read: 0, write: 0 }
+let counter: Stats = emptyStats()
 const reset = () => {
-  counter.requests.clear()
-  counter.read = 0
-  counter.write = 0
+  counter = emptyStats()
 }
-const totalRequests = () => [...counter.requests.values()].reduce((a, b) => a + b, 0)
-
-const instrument = (sdk: DynamoDBClient) =>
-  sdk.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = commandOf(context)
-      counter.requests.set(command, (counter.requests.get(command) ?? 0) + 1)
-      const result = await next(args)
-      const units = consumedUnits(result.output)
-      if (WRITE_COMMANDS.has(command)) counter.write += units
-      else counter.read += units
-      return result
-    },
-    { step: "initialize", name: "bench-counter" }
-  )
+const instrument = countInto(() => counter)
 
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite, note: Schema.String })
 const State = Schema.Struct({ balance: Schema.Finite, count: Schema.Int })
@@ -70,7 +49,7 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     reset()
     const start = performance.now()
     const value = yield* effect
-    return { value, ms: performance.now() - start, requests: totalRequests(), read: counter.read, write: counter.write }
+    return { value, ms: performance.now() - start, requests: totalRequests(counter), read: counter.read, write: counter.write }
   })
 
 const program = Effect.gen(function*() {
