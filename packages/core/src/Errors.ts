@@ -117,7 +117,8 @@ export class EventTooLargeError extends Schema.TaggedError<EventTooLargeError>()
 /**
  * An `append` is larger than one DynamoDB transaction allows (100 items, 4 MB), so it
  * cannot be atomic. Nothing was written. Split the events into several appends (each
- * atomic on its own, each with the previous one's version as expected version).
+ * atomic on its own, each with the previous one's version as expected version), which is
+ * what `EventStore.appendBulk` does for you.
  *
  * @since 0.1.0
  * @category errors
@@ -130,7 +131,30 @@ export class AppendTooLargeError extends Schema.TaggedError<AppendTooLargeError>
   maxBytes: Schema.Int
 }) {
   override get message(): string {
-    return `An append of ${this.eventCount} events (${this.totalBytes} bytes) to stream "${this.streamId}" exceeds one atomic write (${this.maxEvents} events, ${this.maxBytes} bytes). Nothing was written: split it into several appends, each expecting the version the previous one returned (not atomic as a whole).`
+    return `An append of ${this.eventCount} events (${this.totalBytes} bytes) to stream "${this.streamId}" exceeds one atomic write (${this.maxEvents} events, ${this.maxBytes} bytes). Nothing was written: split it into several appends, each expecting the version the previous one returned, or use appendBulk (not atomic as a whole).`
+  }
+}
+
+/**
+ * `appendBulk` failed after some of its transactions were committed. The first `appended`
+ * events are stored and the stream is at `version`: resume with
+ * `appendBulk(streamId, events.slice(appended), { expectedVersion: version })`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AppendBulkInterrupted extends Schema.TaggedError<AppendBulkInterrupted>()("AppendBulkInterrupted", {
+  streamId: Schema.String,
+  /** How many of the events (from the start) are stored. */
+  appended: Schema.Int,
+  /** The stream's version after them: the expected version to resume with. */
+  version: Schema.Int,
+  total: Schema.Int,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const reason = typeof this.cause === "object" && this.cause !== null && "message" in this.cause ? String(this.cause.message) : String(this.cause)
+    return `appendBulk to stream "${this.streamId}" stopped after ${this.appended} of ${this.total} events (stream at version ${this.version}): ${reason}. Resume with the remaining events and expectedVersion ${this.version}.`
   }
 }
 

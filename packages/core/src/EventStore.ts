@@ -29,6 +29,7 @@ import { Clock, Context, Effect, Layer, Option, Schema, Semaphore, Stream } from
 import type { DateTime, Duration } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import {
+  AppendBulkInterrupted,
   type AppendTooLargeError,
   ConflictError,
   CorruptedEventError,
@@ -40,6 +41,8 @@ import {
 } from "./Errors.js"
 import { decodeStoredEvent, envelopeOf } from "./internal/envelope.js"
 import {
+  MAX_APPEND_BYTES,
+  MAX_EVENTS_PER_APPEND,
   type PreparedEvent,
   prepareAppend,
   type StoreDefaults,
@@ -302,6 +305,12 @@ export interface TypedEventStore<E extends { readonly _tag: string }> {
     events: ReadonlyArray<E | EventInput<E>>,
     options: AppendOptions
   ) => Effect.Effect<AppendResult<E>, AppendError, EventStore>
+  /** {@link appendBulk} with payloads encoded by the Schema (all of them before anything is written). */
+  readonly appendBulk: (
+    streamId: string,
+    events: ReadonlyArray<E | EventInput<E>>,
+    options: AppendOptions
+  ) => Effect.Effect<AppendResult<E>, AppendError | AppendBulkInterrupted, EventStore>
   readonly read: (streamId: string, options?: ReadOptions) => Stream.Stream<EventEnvelope<E>, ReadError, EventStore>
   readonly readLast: (
     streamId: string,
@@ -351,37 +360,50 @@ export const typed = <E extends { readonly _tag: string }, I>(
     events: NonEmptyReadonlyArray<EventEnvelope>
   ) => Effect.Effect<NonEmptyReadonlyArray<EventEnvelope<E>>, CorruptedEventError>
 
+  /** Encodes every event (and checks it decodes back) before anything is written. */
+  const encodeAll = (streamId: string, events: ReadonlyArray<E | EventInput<E>>) =>
+    Effect.gen(function*() {
+      const raw: Array<NewEvent> = []
+      const stored: Array<E> = []
+      for (let index = 0; index < (events?.length ?? 0); index++) {
+        const input = events[index]!
+        const event = (isEventInput(input) ? input.event : input) as E
+        const eventType = typeof event?._tag === "string" ? event._tag : "<unknown>"
+        const fail = (reason: string, cause: unknown) =>
+          new EventEncodeError({ streamId: String(streamId), index, eventType, reason, cause })
+        const encoded = encode(event)
+        if (encoded._tag === "Failure") {
+          return yield* fail(`the payload does not match the event Schema: ${String(encoded.cause)}`, encoded.cause)
+        }
+        // Refuse what would be written but could not be read back (a Schema whose
+        // decoding does not accept its own encoding).
+        const decoded = decode(encoded.value)
+        if (decoded._tag === "Failure") {
+          return yield* fail(`the encoded payload does not decode with the event Schema: ${String(decoded.cause)}`, decoded.cause)
+        }
+        stored.push(decoded.value)
+        raw.push(
+          isEventInput(input)
+            ? { type: eventType, payload: encoded.value, metadata: input.metadata, ttl: input.ttl, eventId: input.eventId }
+            : { type: eventType, payload: encoded.value }
+        )
+      }
+      return { raw, stored }
+    })
+
   return {
     schema: schema as Schema.Codec<E, unknown>,
     append: (streamId, events, options) =>
       Effect.gen(function*() {
         const store = yield* EventStore
-        const raw: Array<NewEvent> = []
-        const stored: Array<E> = []
-        for (let index = 0; index < (events?.length ?? 0); index++) {
-          const input = events[index]!
-          const event = (isEventInput(input) ? input.event : input) as E
-          const eventType = typeof event?._tag === "string" ? event._tag : "<unknown>"
-          const fail = (reason: string, cause: unknown) =>
-            new EventEncodeError({ streamId: String(streamId), index, eventType, reason, cause })
-          const encoded = encode(event)
-          if (encoded._tag === "Failure") {
-            return yield* fail(`the payload does not match the event Schema: ${String(encoded.cause)}`, encoded.cause)
-          }
-          // Refuse what would be written but could not be read back (a Schema whose
-          // decoding does not accept its own encoding).
-          const decoded = decode(encoded.value)
-          if (decoded._tag === "Failure") {
-            return yield* fail(`the encoded payload does not decode with the event Schema: ${String(decoded.cause)}`, decoded.cause)
-          }
-          stored.push(decoded.value)
-          raw.push(
-            isEventInput(input)
-              ? { type: eventType, payload: encoded.value, metadata: input.metadata, ttl: input.ttl, eventId: input.eventId }
-              : { type: eventType, payload: encoded.value }
-          )
-        }
+        const { raw, stored } = yield* encodeAll(streamId, events)
         const result = yield* store.append(streamId, raw, options)
+        return { ...result, events: result.events.map((e, i) => ({ ...e, payload: stored[i]! })) }
+      }),
+    appendBulk: (streamId, events, options) =>
+      Effect.gen(function*() {
+        const { raw, stored } = yield* encodeAll(streamId, events)
+        const result = yield* appendBulk(streamId, raw, options)
         return { ...result, events: result.events.map((e, i) => ({ ...e, payload: stored[i]! })) }
       }),
     read: (streamId, options) =>
@@ -394,6 +416,71 @@ export const typed = <E extends { readonly _tag: string }, I>(
     version: (streamId, options) => EventStore.use((store) => store.version(streamId, options))
   }
 }
+
+/**
+ * Appends any number of events as a sequence of atomic appends (each at most 100 events and
+ * 4 MB, one DynamoDB transaction), each expecting the version the previous one returned.
+ * For imports and migrations of long histories. **Not atomic as a whole**: every event is
+ * validated and encoded before anything is written, and a failure of the first transaction
+ * writes nothing (its error is returned as is), but a failure after that is an
+ * {@link AppendBulkInterrupted} saying how many events are stored and at which version to
+ * resume. Cost: that of the transactions, ceil(n / 100) requests or more for large events.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const appendBulk = (
+  streamId: string,
+  events: ReadonlyArray<NewEvent>,
+  options: AppendOptions
+): Effect.Effect<AppendResult, AppendError | AppendBulkInterrupted, EventStore> =>
+  Effect.gen(function*() {
+    const store = yield* EventStore
+    yield* validateStreamId("appendBulk", streamId)
+    const now = yield* Clock.currentTimeMillis
+    const { events: prepared, sizes, expectedVersion } = yield* prepareAppend(
+      "appendBulk",
+      streamId,
+      events,
+      options,
+      {},
+      now,
+      false
+    )
+    // Greedy chunks within one transaction's limits.
+    const chunks: Array<Array<number>> = []
+    let current: Array<number> = []
+    let bytes = 0
+    for (let i = 0; i < prepared.length; i++) {
+      if (current.length === MAX_EVENTS_PER_APPEND || (current.length > 0 && bytes + sizes[i]! > MAX_APPEND_BYTES)) {
+        chunks.push(current)
+        current = []
+        bytes = 0
+      }
+      current.push(i)
+      bytes += sizes[i]!
+    }
+    chunks.push(current)
+
+    let expected: ExpectedVersion = expectedVersion
+    let version = 0
+    let appended = 0
+    const envelopes: Array<EventEnvelope> = []
+    for (const chunk of chunks) {
+      // The ids generated by validation are kept, so the stored events are the validated ones.
+      const batch = chunk.map((i): NewEvent => ({ ...events[i]!, eventId: prepared[i]!.eventId }))
+      const result = yield* store.append(streamId, batch, { expectedVersion: expected, metadata: options.metadata }).pipe(
+        Effect.mapError((cause) =>
+          appended === 0 ? cause : new AppendBulkInterrupted({ streamId, appended, version, total: events.length, cause })
+        )
+      )
+      expected = result.version
+      version = result.version
+      appended += chunk.length
+      envelopes.push(...result.events)
+    }
+    return { streamId, version, events: envelopes }
+  })
 
 // -----------------------------------------------------------------------------
 // in-memory implementation

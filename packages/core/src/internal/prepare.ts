@@ -202,9 +202,16 @@ export const prepareAppend = (
   events: ReadonlyArray<NewEvent>,
   options: AppendOptions,
   defaults: StoreDefaults,
-  nowMillis: number
+  nowMillis: number,
+  /** `false` for a bulk import, which splits the events into transactions itself. */
+  transactionLimits = true
 ): Effect.Effect<
-  { readonly expectedVersion: ExpectedVersion; readonly events: ReadonlyArray<PreparedEvent> },
+  {
+    readonly expectedVersion: ExpectedVersion
+    readonly events: ReadonlyArray<PreparedEvent>
+    /** Each event's size as a DynamoDB item (counting the widest version number). */
+    readonly sizes: ReadonlyArray<number>
+  },
   InvalidInputError | EventEncodeError | EventTooLargeError | AppendTooLargeError
 > =>
   Effect.gen(function*() {
@@ -213,6 +220,7 @@ export const prepareAppend = (
     }
     const expectedVersion = yield* validateExpectedVersion(operation, options?.expectedVersion)
     const prepared: Array<PreparedEvent> = []
+    const sizes: Array<number> = []
     let totalBytes = 0
     for (let index = 0; index < events.length; index++) {
       const e = events[index]!
@@ -265,9 +273,10 @@ export const prepareAppend = (
         return yield* new EventTooLargeError({ streamId, index, eventType: type, sizeBytes: size, maxBytes: MAX_ITEM_BYTES })
       }
       totalBytes += size
+      sizes.push(size)
       prepared.push(event)
     }
-    if (prepared.length > MAX_EVENTS_PER_APPEND || totalBytes > MAX_APPEND_BYTES) {
+    if (transactionLimits && (prepared.length > MAX_EVENTS_PER_APPEND || totalBytes > MAX_APPEND_BYTES)) {
       return yield* new AppendTooLargeError({
         streamId,
         eventCount: prepared.length,
@@ -276,5 +285,5 @@ export const prepareAppend = (
         maxBytes: MAX_APPEND_BYTES
       })
     }
-    return { expectedVersion, events: prepared }
+    return { expectedVersion, events: prepared, sizes }
   })

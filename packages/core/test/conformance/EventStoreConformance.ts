@@ -5,8 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, DateTime, Effect, Exit, Layer, Schema, Stream } from "effect"
-import type { Errors } from "../../src/index.js"
-import { EventStore } from "../../src/index.js"
+import { Errors, EventStore } from "../../src/index.js"
 import { failure, range } from "../utils.js"
 
 /**
@@ -441,6 +440,69 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
           )
           assert.deepInclude(ttl, { _tag: "InvalidInputError", field: "events[0].ttl" })
         })))
+    })
+
+    describe("appendBulk (not atomic as a whole)", () => {
+      it.live("imports any number of events as consecutive transactions, split by count and by size", () =>
+        run(Effect.gen(function*() {
+          const id = streamId()
+          const result = yield* Accounts.appendBulk(id, deposits(250), { expectedVersion: "noStream" })
+          assert.strictEqual(result.version, 250)
+          assert.deepStrictEqual(versions(result.events), range(1, 250))
+          const read = yield* readAll(id)
+          assert.deepStrictEqual(read.map((e) => (e.payload as { amount: number }).amount), range(1, 250))
+          assert.deepStrictEqual(read.map((e) => e.eventId), result.events.map((e) => e.eventId))
+          // 12 events of 380 KB do not fit one 4 MB transaction: split by size.
+          const fat = Array.from({ length: 12 }, (_, i): TestEvent => ({ _tag: "Note", text: `${i}`.padEnd(380_000, "z") }))
+          const big = yield* Accounts.appendBulk(id, fat, { expectedVersion: 250 })
+          assert.strictEqual(big.version, 262)
+          const last = yield* Accounts.readLast(id, 12)
+          assert.deepStrictEqual(last.map((e) => (e.payload as { text: string }).text.slice(0, 2).replace(/z/g, "")), range(0, 11).map(String))
+        })))
+
+      it.live("validates every event before writing, and a first failed transaction writes nothing", () =>
+        run(Effect.gen(function*() {
+          const id = streamId()
+          const events = deposits(250)
+          events[180] = { _tag: "Deposited", amount: "x" } as unknown as TestEvent
+          const e1 = yield* refusedWithoutWriting(Accounts.appendBulk(id, events, { expectedVersion: "noStream" }))
+          assert.deepInclude(e1, { _tag: "EventEncodeError", index: 180 })
+          yield* Accounts.append(id, deposits(1), { expectedVersion: "noStream" })
+          const e2 = yield* refusedWithoutWriting(Accounts.appendBulk(id, deposits(250), { expectedVersion: "noStream" }))
+          assert.deepInclude(e2, { _tag: "ConflictError", actualVersion: 1 })
+          const huge: TestEvent = { _tag: "Note", text: "x".repeat(410_000) }
+          const e3 = yield* refusedWithoutWriting(Accounts.appendBulk(id, [...deposits(120), huge], { expectedVersion: 1 }))
+          assert.deepInclude(e3, { _tag: "EventTooLargeError", index: 120 })
+        })))
+
+      it.live("an import interrupted between transactions says how far it got, and resumes from there", () =>
+        Effect.gen(function*() {
+          const inner = yield* EventStore.EventStore
+          const id = streamId()
+          let calls = 0
+          // The storage fails on the second transaction of the import.
+          const failing = EventStore.EventStore.of({
+            ...inner,
+            append: (s, events, options) =>
+              ++calls === 2
+                ? Effect.fail(new Errors.StorageError({ operation: "TransactWriteItems", reason: "Unavailable", detail: "injected" }))
+                : inner.append(s, events, options)
+          })
+          const all = deposits(250)
+          const e = failure(yield* Effect.exit(
+            Accounts.appendBulk(id, all, { expectedVersion: "noStream" }).pipe(Effect.provideService(EventStore.EventStore, failing))
+          ))
+          assert.deepInclude(e, { _tag: "AppendBulkInterrupted", streamId: id, appended: 100, version: 100, total: 250 })
+          assert.match(e.message, /Resume/)
+          assert.strictEqual(((e as Errors.AppendBulkInterrupted).cause as { _tag: string })._tag, "StorageError")
+          assert.strictEqual(yield* Accounts.version(id), 100)
+          const { appended, version } = e as Errors.AppendBulkInterrupted
+          const resumed = yield* Accounts.appendBulk(id, all.slice(appended), { expectedVersion: version })
+          assert.strictEqual(resumed.version, 250)
+          const read = yield* readAll(id)
+          assert.deepStrictEqual(read.map((e) => (e.payload as { amount: number }).amount), range(1, 250))
+        }).pipe(Effect.provide(makeStore()))
+      )
     })
 
     describe("concurrency", () => {
