@@ -25,8 +25,8 @@ import {
   QueryCommand,
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
-import { Errors, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
+import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import { makeUlid, ulidTime } from "@dynamo-es/core/internal/ids"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
@@ -140,58 +140,63 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
     const compress = options.compression === "gzip"
     const orphanGraceMillis = Duration.toMillis(options.orphanGracePeriod ?? Duration.minutes(15))
 
-    /** All items of a key range, page by page (the ranges are small: headers, or one snapshot's parts). */
-    const queryAll = (streamId: string, from: string, to: string, forward: boolean) =>
-      Effect.gen(function*() {
-        const items: Array<Record<string, AttributeValue>> = []
-        let startKey: Record<string, AttributeValue> | undefined
-        do {
-          const response = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
-            c.send(
-              new QueryCommand({
-                TableName: table,
-                KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
-                ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { S: from }, ":to": { S: to } },
-                ScanIndexForward: forward,
-                ConsistentRead: true,
-                ReturnConsumedCapacity: "TOTAL",
-                ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-              }),
-              { abortSignal }
-            )))
-          items.push(...(response.Items ?? []))
-          startKey = response.LastEvaluatedKey
-        } while (startKey !== undefined)
-        return items
-      })
+    /** The items of a key range as a lazy Stream, one Query per page. */
+    const queryItems = (
+      streamId: string,
+      from: string,
+      to: string,
+      options: { readonly forward: boolean; readonly projection?: string }
+    ) =>
+      Stream.paginate(undefined as Record<string, AttributeValue> | undefined, (startKey) =>
+        unconditional(client.call("Query", table, (c, abortSignal) =>
+          c.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
+              ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { S: from }, ":to": { S: to } },
+              ScanIndexForward: options.forward,
+              ConsistentRead: true,
+              ReturnConsumedCapacity: "TOTAL",
+              ...(options.projection !== undefined ? { ProjectionExpression: options.projection } : {}),
+              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
+            }),
+            { abortSignal }
+          ))).pipe(Effect.map((r) => [r.Items ?? [], Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)))
 
-    /** BatchWriteItem in chunks of 25, retrying `UnprocessedItems` with backoff. */
+    /** All items of a small key range (the headers, or one snapshot's parts). */
+    const queryAll = (streamId: string, from: string, to: string, forward: boolean) =>
+      Stream.runCollect(queryItems(streamId, from, to, { forward }))
+
+    /** BatchWriteItem in chunks of 25, retrying `UnprocessedItems` with the read models' backoff schedule. */
     const batchWrite = (requests: ReadonlyArray<WriteRequest>) =>
       Effect.forEach(
         chunk(requests, 25),
         (batch) =>
-          Effect.gen(function*() {
+          Effect.suspend(() => {
             let pending: ReadonlyArray<WriteRequest> = batch
-            let attempt = 0
-            while (pending.length > 0) {
-              const response = yield* unconditional(client.call("BatchWriteItem", table, (c, abortSignal) =>
-                c.send(
-                  new BatchWriteItemCommand({ RequestItems: { [table]: [...pending] }, ReturnConsumedCapacity: "TOTAL" }),
-                  { abortSignal }
-                )))
-              pending = response.UnprocessedItems?.[table] ?? []
-              if (pending.length > 0) {
-                if (++attempt > 10) {
-                  return yield* new Errors.StorageError({
+            const send = unconditional(client.call("BatchWriteItem", table, (c, abortSignal) =>
+              c.send(
+                new BatchWriteItemCommand({ RequestItems: { [table]: [...pending] }, ReturnConsumedCapacity: "TOTAL" }),
+                { abortSignal }
+              ))).pipe(
+                Effect.flatMap((response) => {
+                  pending = response.UnprocessedItems?.[table] ?? []
+                  return pending.length === 0 ? Effect.void : Effect.fail(new Unprocessed())
+                })
+              )
+            return send.pipe(
+              Effect.retry({ schedule: ReadModel.defaultUnprocessedRetrySchedule, while: (e) => e instanceof Unprocessed }),
+              Effect.catchIf(
+                (e): e is Unprocessed => e instanceof Unprocessed,
+                () =>
+                  Effect.fail(new Errors.StorageError({
                     operation: "BatchWriteItem",
                     reason: "Throttled",
                     resource: table,
-                    detail: `${pending.length} items stayed unprocessed after ${attempt} attempts`
-                  })
-                }
-                yield* Effect.sleep(Math.min(2_000, 25 * 2 ** attempt))
-              }
-            }
+                    detail: `${pending.length} items stayed unprocessed after retries with backoff`
+                  }))
+              )
+            )
           }),
         { concurrency: 4, discard: true }
       )
@@ -221,32 +226,17 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         // flight and are left alone.
         const now = yield* Clock.currentTimeMillis
         const keptPrefixes = kept.map((h) => partPrefix(h.version, h.id))
-        let startKey: Record<string, AttributeValue> | undefined
-        do {
-          const page = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
-            c.send(
-              new QueryCommand({
-                TableName: table,
-                KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
-                ExpressionAttributeValues: {
-                  ":s": { S: streamId },
-                  ":from": { S: "p#" },
-                  ":to": { S: `p#${pad(oldestKept.version, 16)}#` }
-                },
-                ProjectionExpression: "k",
-                ReturnConsumedCapacity: "TOTAL",
-                ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-              }),
-              { abortSignal }
-            )))
-          const orphans = (page.Items ?? []).map((item) => item.k?.S ?? "").filter((k) => {
-            if (k === "" || keptPrefixes.some((prefix) => k.startsWith(prefix))) return false
-            const time = ulidTime(k.split("#")[2] ?? "")
-            return time === undefined || now - time >= orphanGraceMillis
-          })
-          yield* deleteKeys(streamId, orphans)
-          startKey = page.LastEvaluatedKey
-        } while (startKey !== undefined)
+        const isOrphan = (k: string) => {
+          if (k === "" || keptPrefixes.some((prefix) => k.startsWith(prefix))) return false
+          const time = ulidTime(k.split("#")[2] ?? "")
+          return time === undefined || now - time >= orphanGraceMillis
+        }
+        yield* queryItems(streamId, "p#", `p#${pad(oldestKept.version, 16)}#`, { forward: true, projection: "k" }).pipe(
+          Stream.map((item) => item.k?.S ?? ""),
+          Stream.filter(isOrphan),
+          Stream.grouped(25),
+          Stream.runForEach((keys) => deleteKeys(streamId, keys))
+        )
       })
 
     const save: SnapshotStore.SnapshotStoreShape["save"] = Effect.fn("DynamoSnapshotStore.save")(function*(streamId, snapshot) {
@@ -361,6 +351,9 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
 
     return SnapshotStore.SnapshotStore.of({ save, load })
   })
+
+/** A batch still had unprocessed items after a request: retried with backoff. */
+class Unprocessed {}
 
 const chunk = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
