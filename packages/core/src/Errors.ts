@@ -137,24 +137,74 @@ export class AppendTooLargeError extends Schema.TaggedError<AppendTooLargeError>
 
 /**
  * `appendBulk` failed after some of its transactions were committed. The first `appended`
- * events are stored and the stream is at `version`: resume with
- * `appendBulk(streamId, events.slice(appended), { expectedVersion: version })`.
+ * events are known to be stored and the stream is at `version` after them.
+ *
+ * Resume with the events in `remaining`, which carry the event ids `appendBulk` gave them:
+ * `EventStore.appendBulk(streamId, error.remaining, { expectedVersion: error.version })`.
+ * That is always safe, also when `unknownOutcome` is `true` (the next transaction may have
+ * been applied although its response was lost): an append whose events are already stored
+ * at the versions they would take is recognised as applied and not written twice.
  *
  * @since 0.1.0
  * @category errors
  */
 export class AppendBulkInterrupted extends Schema.TaggedError<AppendBulkInterrupted>()("AppendBulkInterrupted", {
   streamId: Schema.String,
-  /** How many of the events (from the start) are stored. */
+  /** How many of the events (from the start) are known to be stored. */
   appended: Schema.Int,
   /** The stream's version after them: the expected version to resume with. */
   version: Schema.Int,
   total: Schema.Int,
+  /**
+   * `true` when the transaction after the first `appended` events may have been applied
+   * (its outcome could not be read back). Resuming with `remaining` is safe either way.
+   */
+  unknownOutcome: Schema.Boolean,
+  /** The events not known to be stored, encoded, with their event ids: what to resume with. */
+  remaining: Schema.Array(Schema.Unknown),
   cause: Schema.Defect()
 }) {
   override get message(): string {
     const reason = typeof this.cause === "object" && this.cause !== null && "message" in this.cause ? String(this.cause.message) : String(this.cause)
-    return `appendBulk to stream "${this.streamId}" stopped after ${this.appended} of ${this.total} events (stream at version ${this.version}): ${reason}. Resume with the remaining events and expectedVersion ${this.version}.`
+    return `appendBulk to stream "${this.streamId}" stopped after ${this.appended} of ${this.total} events (stream at version ${this.version})${
+      this.unknownOutcome ? "; the next transaction may have been applied" : ""
+    }: ${reason}. Resume with EventStore.appendBulk(streamId, error.remaining, { expectedVersion: ${this.version} }): it is safe to retry.`
+  }
+}
+
+/**
+ * An event id of the append is already stored in the stream, but the append is not a
+ * repeat of the one that stored it: the same id with other content (type, payload or
+ * metadata), or only some of the append's events stored at the versions they would take.
+ * Nothing was written.
+ *
+ * An append is recognised as already applied (and reports its original result) only when
+ * every one of its event ids is stored with the same content at exactly the version it
+ * would take. An event id names one event: derive it from the command (e.g.
+ * `${commandId}-0`), never reuse it for another event.
+ *
+ * - `reason: "differentContent"`: the event at `version` has this id but another type,
+ *   payload or metadata;
+ * - `reason: "partiallyStored"`: the event at `version` is this append's event (same id,
+ *   same content), but another of its events is missing or different at its version.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class EventIdConflictError extends Schema.TaggedError<EventIdConflictError>()("EventIdConflictError", {
+  streamId: Schema.String,
+  /** The event id that was found. */
+  eventId: Schema.String,
+  /** The version at which it is stored. */
+  version: Schema.Int,
+  /** Position of the event in the `append` call (0-based). */
+  index: Schema.Int,
+  reason: Schema.Literals(["differentContent", "partiallyStored"]),
+  /** What was found, in words. */
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Event id "${this.eventId}" (event #${this.index} of the append) is already stored at version ${this.version} of stream "${this.streamId}", but the append is not a repeat of the one that stored it: ${this.detail}. Nothing was written: an event id names one event; give new events new ids.`
   }
 }
 
@@ -207,6 +257,12 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   /** The table (or other resource) the request went to, when known. */
   resource: Schema.optional(Schema.String),
   detail: Schema.String,
+  /**
+   * `true` when the request was a write that may have been applied although it failed (a
+   * lost response, a timeout, a 5xx or an unrecognised error after it was sent). Retrying
+   * an append with the same event ids and expected version is safe; read back otherwise.
+   */
+  unknownOutcome: Schema.optionalKey(Schema.Boolean),
   cause: Schema.optional(Schema.Defect())
 }) {
   get isRetryable(): boolean {
@@ -220,6 +276,9 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
       : this.isRetryable
       ? " It was retried with backoff and kept failing."
       : ""
-    return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}`
+    const outcome = this.unknownOutcome === true
+      ? " The write may have been applied: retry it with the same event ids and expected version (always safe), or read back to find out."
+      : ""
+    return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}${outcome}`
   }
 }

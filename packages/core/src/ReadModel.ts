@@ -40,7 +40,8 @@
 import { Context, Data, Effect, Equal, Exit, Layer, Option, Schedule, Schema, SchemaAST, Semaphore, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { InvalidInputError, NotFoundError, StorageError } from "./Errors.js"
-import { utf8Length } from "./internal/prepare.js"
+import * as Inputs from "./internal/inputs.js"
+import { keyProblem, utf8Length } from "./internal/inputs.js"
 
 // -----------------------------------------------------------------------------
 // limits
@@ -621,16 +622,14 @@ export const compareIds = (a: string, b: string): number => {
 export const rowSize = (name: string, id: string, data: string): number =>
   4 + utf8Length(name) + 2 + utf8Length(id) + 4 + utf8Length(data)
 
+/** Ids and repository names are keys: the same rule as every key of the library (`Inputs.keyProblem`). */
 const validateText = (operation: string, field: string, value: unknown, maxBytes: number): InvalidInputError | undefined => {
-  if (typeof value !== "string" || value.length === 0) {
-    return new InvalidInputError({ operation, field, reason: "must be a non-empty string" })
-  }
-  const bytes = utf8Length(value)
-  if (bytes > maxBytes) {
-    return new InvalidInputError({ operation, field, reason: `is ${bytes} bytes long (UTF-8); the limit is ${maxBytes}` })
-  }
-  return undefined
+  if (typeof value !== "string") return new InvalidInputError({ operation, field, reason: "must be a non-empty string" })
+  const problem = keyProblem(value, maxBytes)
+  return problem === undefined ? undefined : new InvalidInputError({ operation, field, reason: problem })
 }
+
+const checkRepositoryOptions = Inputs.validate(Inputs.RepositoryOptions)
 
 const validateId = (operation: string, id: unknown, field = "id"): Effect.Effect<string, InvalidInputError> => {
   const error = validateText(operation, field, id, MAX_ID_BYTES)
@@ -752,9 +751,7 @@ export const make = (storage: Storage, options: ReadModelStoreOptions = {}): Eff
       Effect.gen(function*() {
         const nameError = validateText("create", "name", nameInput, MAX_NAME_BYTES)
         if (nameError !== undefined) return yield* nameError
-        if (repoOptions.pageSize !== undefined && !(Number.isSafeInteger(repoOptions.pageSize) && repoOptions.pageSize >= 1)) {
-          return yield* new InvalidInputError({ operation: "create", field: "options.pageSize", reason: "must be an integer >= 1" })
-        }
+        yield* checkRepositoryOptions("create", "options", repoOptions)
         const name = nameInput
         const consistentRead = repoOptions.consistentRead ?? true
         const pageSize = repoOptions.pageSize

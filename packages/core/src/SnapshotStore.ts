@@ -18,7 +18,8 @@
  * @since 0.1.0
  */
 import { Clock, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
-import { InvalidInputError, type StorageError } from "./Errors.js"
+import type { InvalidInputError, StorageError } from "./Errors.js"
+import * as Inputs from "./internal/inputs.js"
 import { validateStreamId } from "./internal/prepare.js"
 
 /**
@@ -131,42 +132,32 @@ export interface SnapshotStoreOptions {
   readonly keepLast?: number | undefined
 }
 
+const checkSave = Inputs.validate(Inputs.SaveSnapshot)
+const checkLoad = Inputs.validate(Inputs.LoadSnapshotOptions)
+
 /** @internal */
 export const validateSave = (operation: string, streamId: string, snapshot: SaveSnapshot) =>
   Effect.gen(function*() {
     yield* validateStreamId(operation, streamId)
-    const fail = (field: string, reason: string) => Effect.fail(new InvalidInputError({ operation, field, reason }))
-    if (typeof snapshot?.version !== "number" || !Number.isSafeInteger(snapshot.version) || snapshot.version < 1) {
-      return yield* fail("snapshot.version", "must be an integer >= 1")
-    }
-    const schemaVersion = snapshot.schemaVersion ?? 1
-    if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 0) {
-      return yield* fail("snapshot.schemaVersion", "must be an integer >= 0")
-    }
+    const s = yield* checkSave(operation, "snapshot", snapshot)
+    const schemaVersion = s.schemaVersion ?? 1
     let json: string | undefined
     try {
-      json = JSON.stringify(snapshot.state)
+      json = JSON.stringify(s.state)
     } catch (cause) {
-      return yield* new SnapshotEncodeError({ streamId, version: snapshot.version, reason: "the state is not JSON-serialisable", cause })
+      return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not JSON-serialisable", cause })
     }
     if (json === undefined) {
-      return yield* new SnapshotEncodeError({ streamId, version: snapshot.version, reason: "the state is not a JSON value" })
+      return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not a JSON value" })
     }
-    return { version: snapshot.version, schemaVersion, json }
+    return { version: s.version, schemaVersion, json }
   })
 
 /** @internal */
 export const validateLoad = (operation: string, streamId: string, options: LoadOptions | undefined) =>
   Effect.gen(function*() {
     yield* validateStreamId(operation, streamId)
-    const o = options ?? {}
-    if (o.atOrBefore !== undefined && (!Number.isSafeInteger(o.atOrBefore) || o.atOrBefore < 1)) {
-      return yield* new InvalidInputError({ operation, field: "options.atOrBefore", reason: "must be an integer >= 1" })
-    }
-    if (o.schemaVersion !== undefined && (!Number.isSafeInteger(o.schemaVersion) || o.schemaVersion < 0)) {
-      return yield* new InvalidInputError({ operation, field: "options.schemaVersion", reason: "must be an integer >= 0" })
-    }
-    return o
+    return (yield* checkLoad(operation, "options", options)) ?? {}
   })
 
 /** @internal */

@@ -6,7 +6,9 @@
  *   request asked for it), a cancelled transaction {@link TransactionCanceled} (with the
  *   reason of each item): the stores decide what they mean (usually a `ConflictError`);
  * - everything else becomes a core `StorageError` with the operation, the table, a
- *   classified `reason` and `isRetryable`. Retryable errors (throttling, 5xx, network,
+ *   classified `reason` and `isRetryable`; a write that may have been applied although it
+ *   failed (lost response, timeout, 5xx, unrecognised error, on any attempt) has
+ *   `unknownOutcome: true`. Retryable errors (throttling, 5xx, network,
  *   transaction conflicts) are retried with the client's `retrySchedule` before they
  *   reach you; condition failures are never retried.
  *
@@ -140,6 +142,20 @@ const denied = new Set([
 ])
 const invalid = new Set(["ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException"])
 
+/** Requests that change data: a failure of one may hide a write that was applied. */
+const writes = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"])
+/** Failures that prove the request was not applied, although they are retryable. */
+const notApplied = new Set(["TransactionConflictException", "TransactionInProgressException", "ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"])
+
+/**
+ * Whether a failed write may have been applied: a lost response, a timeout, a 5xx or an
+ * unrecognised error. Throttling, validation, access and a condition or cancelled
+ * transaction prove it was not.
+ */
+const mayHaveApplied = (operation: string, error: Errors.StorageError, name: string): boolean =>
+  writes.has(operation) && (error.reason === "Unavailable" || error.reason === "Unknown") && !notApplied.has(name) &&
+  !error.detail.startsWith("TransactionCanceledException")
+
 const errorName = (error: unknown): string => {
   if (typeof error !== "object" || error === null) return "Unknown"
   const e = error as { name?: unknown; code?: unknown; cause?: { code?: unknown } }
@@ -255,7 +271,19 @@ export const make = (options: DynamoClientOptions = {}) =>
     ))
     const schedule = options.retrySchedule ?? defaultRetrySchedule
 
-    const call: DynamoClientShape["call"] = (operation, resource, send) =>
+    type Failure = Errors.StorageError | ConditionFailed | TransactionCanceled
+    const retry = <A>(self: Effect.Effect<A, Failure>): Effect.Effect<A, Failure> =>
+      Effect.retry(self, {
+        schedule: schedule as Schedule.Schedule<unknown, Failure>,
+        while: (e) => e._tag === "StorageError" && e.isRetryable
+      })
+
+    const attempt = <A>(
+      operation: string,
+      resource: string | undefined,
+      send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
+      onFailure?: (error: Errors.StorageError, name: string) => void
+    ) =>
       Effect.tryPromise({
         // Effect creates an AbortController only for a function that takes the signal:
         // callers that ignore it (writes) do not pay for one.
@@ -265,17 +293,39 @@ export const make = (options: DynamoClientOptions = {}) =>
           if (name === "ConditionalCheckFailedException") {
             return new ConditionFailed({ operation, item: (error as { Item?: unknown }).Item })
           }
-          if (name === "TransactionCanceledException") {
-            return classifyCancellation(operation, resource, error as Error)
-          }
-          return classify(operation, resource, error)
+          const classified = name === "TransactionCanceledException"
+            ? classifyCancellation(operation, resource, error as Error)
+            : classify(operation, resource, error)
+          if (onFailure !== undefined && classified._tag === "StorageError") onFailure(classified, name)
+          return classified
         }
-      }).pipe(
-        Effect.retry({
-          schedule: schedule as Schedule.Schedule<unknown, Errors.StorageError | ConditionFailed | TransactionCanceled>,
-          while: (e) => e._tag === "StorageError" && e.isRetryable
-        })
-      )
+      })
+
+    const call: DynamoClientShape["call"] = (operation, resource, send) => {
+      if (!writes.has(operation)) return attempt(operation, resource, send).pipe(retry)
+      // A write: remember whether any attempt may have been applied, so that the error
+      // finally returned says so even when the last attempt was, say, throttled.
+      return Effect.suspend(() => {
+        let unknownOutcome = false
+        return attempt(operation, resource, send, (error, name) => {
+          if (mayHaveApplied(operation, error, name)) unknownOutcome = true
+        }).pipe(
+          retry,
+          Effect.mapError((e) =>
+            e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
+              ? new Errors.StorageError({
+                operation: e.operation,
+                reason: e.reason,
+                resource: e.resource,
+                detail: e.detail,
+                unknownOutcome: true,
+                cause: e.cause
+              })
+              : e
+          )
+        )
+      })
+    }
 
     return DynamoClient.of({ sdk, call })
   })

@@ -32,16 +32,19 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import { Errors, EventStore } from "@dynamo-es/core"
 import { decodeStoredEvent, envelopeOf } from "@dynamo-es/core/internal/envelope"
+import { matchStored, type StoredIdentity, type StoredMatch } from "@dynamo-es/core/internal/idempotency"
 import {
   type PreparedEvent,
   prepareAppend,
+  validateConsistency,
   validateCount,
+  validateDefaults,
   validateReadOptions,
   validateStreamId
 } from "@dynamo-es/core/internal/prepare"
 import { Clock, Config, Effect, Layer, Option, Random, Stream } from "effect"
 import { makeUlid } from "@dynamo-es/core/internal/ids"
-import { DynamoClient, unconditional } from "./DynamoClient.js"
+import { type ConditionFailed, DynamoClient, type TransactionCanceled, unconditional } from "./DynamoClient.js"
 import { ensuring, eventsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -99,6 +102,28 @@ const toItem = (streamId: string, version: number, e: PreparedEvent): Record<str
 
 const num = (a: AttributeValue | undefined): number | undefined => (a?.N === undefined ? undefined : Number(a.N))
 
+/** The largest `Limit` sent with a Query (DynamoDB's 1 MB page applies below it anyway). */
+const MAX_QUERY_LIMIT = 10_000
+
+/** The identifying fields of a stored item, for recognising an append that is already stored. */
+const identityOf = (item: Record<string, AttributeValue> | undefined): StoredIdentity | undefined =>
+  item === undefined ? undefined : {
+    eventId: item.i?.S,
+    type: item.y?.S,
+    payloadJson: item.d?.S,
+    metadataJson: item.m?.S,
+    recordedAtMillis: num(item.t),
+    expiresAtSeconds: num(item.x)
+  }
+
+interface QueryPage {
+  readonly items: ReadonlyArray<Record<string, AttributeValue>>
+  /** The first page of the query. */
+  readonly first: boolean
+  /** More pages follow. */
+  readonly more: boolean
+}
+
 const fromItem = (streamId: string, item: Record<string, AttributeValue>) => {
   const version = num(item.v)
   return decodeStoredEvent({
@@ -123,6 +148,7 @@ const nextToken = (): string => makeUlid()
  */
 export const make = (options: DynamoEventStoreOptions) =>
   Effect.gen(function*() {
+    yield* validateDefaults("DynamoEventStore", options)
     const client = yield* DynamoClient
     const table = options.tableName
     if (typeof table !== "string" || table.length < 3 || table.length > 255) {
@@ -155,15 +181,85 @@ export const make = (options: DynamoEventStoreOptions) =>
         )
 
     /**
-     * Writes `events` as versions base+1..base+k. Succeeds with `true`, or `false` when one
-     * of the versions already exists (someone else appended). A condition failure caused
-     * by our own earlier attempt (same event id at base+1) counts as success.
+     * The items matching `input`, one page per request, following `LastEvaluatedKey`,
+     * at most `maxItems` in all. The one paginator of reads and read-backs.
      */
-    const write = (streamId: string, base: number, events: ReadonlyArray<PreparedEvent>) => {
-      const ours = (item: Record<string, AttributeValue> | undefined) => item?.i?.S === events[0]!.eventId
-      if (events.length === 1) {
+    const queryPages = <A, E>(
+      input: QueryCommandInput,
+      maxItems: number | undefined,
+      onPage: (page: QueryPage) => Effect.Effect<ReadonlyArray<A>, E>
+    ): Stream.Stream<A, E | Errors.StorageError> =>
+      Stream.paginate(
+        { startKey: undefined as Record<string, AttributeValue> | undefined, emitted: 0 },
+        (state) =>
+          Effect.gen(function*() {
+            const remaining = maxItems === undefined ? Infinity : maxItems - state.emitted
+            const limit = Math.min(remaining, input.Limit ?? Infinity, MAX_QUERY_LIMIT)
+            const response = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
+              c.send(
+                new QueryCommand({
+                  ...input,
+                  ...(Number.isFinite(limit) ? { Limit: limit } : {}),
+                  ...(state.startKey !== undefined ? { ExclusiveStartKey: state.startKey } : {})
+                }),
+                { abortSignal }
+              )))
+            const items = response.Items ?? []
+            const emitted = state.emitted + items.length
+            const more = response.LastEvaluatedKey !== undefined && emitted < (maxItems ?? Infinity)
+            const out = yield* onPage({ items, first: state.startKey === undefined, more })
+            return [out, more ? Option.some({ startKey: response.LastEvaluatedKey, emitted }) : Option.none()] as const
+          })
+      )
+
+    /** What is stored at versions base+1..base+k (strongly consistent): `undefined` where nothing is. */
+    const storedAfter = (streamId: string, base: number, k: number) =>
+      queryPages({
+        TableName: table,
+        KeyConditionExpression: "s = :s AND v BETWEEN :from AND :to",
+        ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { N: String(base + 1) }, ":to": { N: String(base + k) } },
+        ConsistentRead: true,
+        ReturnConsumedCapacity: "TOTAL"
+      }, k, (page) => Effect.succeed(page.items)).pipe(
+        Stream.runFold(() => new Array<StoredIdentity | undefined>(k).fill(undefined), (acc, item) => {
+          const v = num(item.v)
+          if (v !== undefined && v > base && v <= base + k) acc[v - base - 1] = identityOf(item)
+          return acc
+        })
+      )
+
+    type WriteOutcome = { readonly _tag: "Written" } | StoredMatch
+    const written: WriteOutcome = { _tag: "Written" }
+
+    /**
+     * Writes `events` as versions base+1..base+k, or tells what is in the way: this very
+     * append already stored (`Applied`: a retried write whose first attempt landed),
+     * someone else's events (`Conflict`), or a reused event id (`EventIdConflict`).
+     * A write that failed with an unknown outcome is read back: if it landed it is
+     * `Applied`; when the read cannot tell, the StorageError (`unknownOutcome: true`) stands.
+     */
+    const write = (
+      streamId: string,
+      base: number,
+      events: ReadonlyArray<PreparedEvent>
+    ): Effect.Effect<WriteOutcome, Errors.StorageError> => {
+      const match = (stored: ReadonlyArray<StoredIdentity | undefined>) => matchStored(streamId, base, events, stored)
+      const readBack = (error: Errors.StorageError) =>
+        storedAfter(streamId, base, events.length).pipe(
+          Effect.catchTag("StorageError", () => Effect.fail(error)),
+          Effect.flatMap((stored) =>
+            stored.every((s) => s === undefined)
+              ? Effect.fail(error) // nothing there (yet): the outcome stays unknown
+              : Effect.succeed(match(stored))
+          )
+        )
+      // Makes our own retries of this very request idempotent for 10 minutes. A token must
+      // never be reused for a different request (other versions): one per write, made
+      // here, outside the request function that every retry calls again.
+      const token = events.length === 1 ? undefined : nextToken()
+      const send: Effect.Effect<unknown, Errors.StorageError | ConditionFailed | TransactionCanceled> = events.length === 1
         // No abort signal on writes: aborting cannot undo a write, and it saves an AbortController per call.
-        return client.call("PutItem", table, (c) =>
+        ? client.call("PutItem", table, (c) =>
           c.send(
             new PutItemCommand({
               TableName: table,
@@ -172,35 +268,39 @@ export const make = (options: DynamoEventStoreOptions) =>
               ReturnValuesOnConditionCheckFailure: "ALL_OLD",
               ReturnConsumedCapacity: "TOTAL"
             })
-          )).pipe(
-            Effect.as(true),
-            Effect.catchTag("ConditionFailed", (e) => Effect.succeed(ours(e.oldItem))),
-            unconditional
-          )
-      }
-      const token = nextToken()
-      return client.call("TransactWriteItems", table, (c) =>
-        c.send(
-          new TransactWriteItemsCommand({
-            TransactItems: events.map((e, i) => ({
-              Put: {
-                TableName: table,
-                Item: toItem(streamId, base + 1 + i, e),
-                ConditionExpression: "attribute_not_exists(v)",
-                ReturnValuesOnConditionCheckFailure: "ALL_OLD"
-              }
-            })),
-            // Makes our own retries of this very request idempotent for 10 minutes. A token
-            // must never be reused for a different request (other versions): one per write.
-            ClientRequestToken: token,
-            ReturnConsumedCapacity: "TOTAL"
-          })
-        )).pipe(
-          Effect.as(true),
-          Effect.catchTag("TransactionCanceled", (e) =>
-            Effect.succeed(ours(e.cancellationReasons[0]?.Item))),
-          Effect.catchTag("ConditionFailed", () => Effect.succeed(false))
-        )
+          ))
+        : client.call("TransactWriteItems", table, (c) =>
+          c.send(
+            new TransactWriteItemsCommand({
+              TransactItems: events.map((e, i) => ({
+                Put: {
+                  TableName: table,
+                  Item: toItem(streamId, base + 1 + i, e),
+                  ConditionExpression: "attribute_not_exists(v)",
+                  ReturnValuesOnConditionCheckFailure: "ALL_OLD"
+                }
+              })),
+              ClientRequestToken: token,
+              ReturnConsumedCapacity: "TOTAL"
+            })
+          ))
+      return send.pipe(
+        Effect.as(written),
+        Effect.catchTags({
+          // The item at base+1 came back with the failure: no read needed.
+          ConditionFailed: (e) =>
+            events.length === 1
+              ? Effect.succeed(match([identityOf(e.oldItem)]))
+              : storedAfter(streamId, base, events.length).pipe(Effect.map(match)),
+          // One reason per item, with the existing item where its condition failed.
+          TransactionCanceled: (e) =>
+            Effect.succeed(match(events.map((_, i) => {
+              const reason = e.cancellationReasons[i]
+              return reason?.Code === "ConditionalCheckFailed" ? identityOf(reason.Item) : undefined
+            }))),
+          StorageError: (e) => (e.unknownOutcome === true ? readBack(e) : Effect.fail(e))
+        })
+      )
     }
 
     const append: EventStore.EventStoreShape["append"] = Effect.fnUntraced(
@@ -217,49 +317,60 @@ export const make = (options: DynamoEventStoreOptions) =>
         )
         const conflict = (actual: number) =>
           new Errors.ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
+        const done = (base: number, events: ReadonlyArray<EventStore.EventEnvelope>) => {
+          const version = base + events.length
+          // Only versions proven stored reach the cache: a write that succeeded, or this
+          // append found stored at exactly its versions.
+          cache.observe(streamId, version)
+          return { streamId, version, events }
+        }
+        const appended = (base: number) => done(base, prepared.map((e, i) => envelopeOf(streamId, base + 1 + i, e)))
 
-        let base: number
         if (typeof expected === "number" || expected === "noStream") {
-          const n = expected === "noStream" ? 0 : expected
-          if (n > 0 && cache.get(streamId) < n) {
+          const base = expected === "noStream" ? 0 : expected
+          let outcome: WriteOutcome
+          if (base > 0 && cache.get(streamId) < base) {
+            // Version `base` must be proven to exist before base+1 is written (no gaps).
             const actual = yield* currentVersion(streamId)
-            if (actual !== n) return yield* conflict(actual)
+            if (actual < base) return yield* conflict(actual)
+            outcome = actual === base
+              ? yield* write(streamId, base, prepared)
+              : matchStored(streamId, base, prepared, yield* storedAfter(streamId, base, prepared.length))
+          } else {
+            outcome = yield* write(streamId, base, prepared)
           }
-          base = n
-          if (!(yield* write(streamId, base, prepared))) return yield* conflict(yield* currentVersion(streamId))
-        } else {
-          let attempt = 0
-          while (true) {
-            base = yield* currentVersion(streamId)
-            if (expected === "streamExists" && base === 0) return yield* conflict(0)
-            if (yield* write(streamId, base, prepared)) break
-            if (++attempt >= maxAttempts) return yield* conflict(yield* currentVersion(streamId))
-            // Someone else appended: back off a little so that racing writers spread out.
-            yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
+          switch (outcome._tag) {
+            case "Written":
+              return appended(base)
+            case "Applied":
+              return done(base, outcome.events)
+            case "EventIdConflict":
+              return yield* outcome.error
+            case "Conflict":
+              return yield* conflict(yield* currentVersion(streamId))
           }
         }
-        const version = base + prepared.length
-        cache.observe(streamId, version)
-        return {
-          streamId,
-          version,
-          events: prepared.map((e, i) => envelopeOf(streamId, base + 1 + i, e))
+        let attempt = 0
+        while (true) {
+          const base = yield* currentVersion(streamId)
+          if (expected === "streamExists" && base === 0) return yield* conflict(0)
+          const outcome = yield* write(streamId, base, prepared)
+          if (outcome._tag === "Written") return appended(base)
+          if (outcome._tag === "Applied") return done(base, outcome.events)
+          if (outcome._tag === "EventIdConflict") return yield* outcome.error
+          if (++attempt >= maxAttempts) return yield* conflict(yield* currentVersion(streamId))
+          // Someone else appended: back off a little so that racing writers spread out.
+          yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
         }
       }
     )
-
-    interface PageState {
-      readonly startKey: Record<string, AttributeValue> | undefined
-      readonly emitted: number
-      readonly first: boolean
-    }
 
     const read: EventStore.EventStoreShape["read"] = (streamId, readOptions) =>
       Stream.unwrap(Effect.gen(function*() {
         yield* validateStreamId("read", streamId)
         const o = yield* validateReadOptions("read", readOptions)
         const bounded = o.to !== undefined
-        const base: QueryCommandInput = {
+        const input: QueryCommandInput = {
           TableName: table,
           KeyConditionExpression: bounded || o.from > 1 ? "s = :s AND v BETWEEN :from AND :to" : "s = :s",
           ExpressionAttributeValues: bounded || o.from > 1
@@ -267,51 +378,32 @@ export const make = (options: DynamoEventStoreOptions) =>
             : { ":s": { S: streamId } },
           ScanIndexForward: o.direction === "forward",
           ConsistentRead: o.consistentRead,
+          ...(o.pageSize !== undefined ? { Limit: o.pageSize } : {}),
           ReturnConsumedCapacity: "TOTAL"
         }
-        const page = (state: PageState) =>
-          Effect.gen(function*() {
-            const remaining = o.limit === undefined ? undefined : o.limit - state.emitted
-            const limit = remaining === undefined ? o.pageSize : Math.min(remaining, o.pageSize ?? remaining)
-            const response = yield* unconditional(client.call("Query", table, (c, abortSignal) =>
-              c.send(
-                new QueryCommand({
-                  ...base,
-                  ...(limit !== undefined ? { Limit: limit } : {}),
-                  ...(state.startKey !== undefined ? { ExclusiveStartKey: state.startKey } : {})
-                }),
-                { abortSignal }
-              )))
-            const items = response.Items ?? []
-            if (state.first && items.length === 0 && response.LastEvaluatedKey === undefined && o.ifMissing === "fail") {
-              // Either the stream does not exist, or the range is past its end.
-              const exists = bounded || o.from > 1 ? (yield* currentVersion(streamId, o.consistentRead)) > 0 : false
-              if (!exists) return yield* new Errors.NotFoundError({ resource: "stream", id: streamId })
-            }
-            const envelopes = yield* Effect.forEach(items, (item) => fromItem(streamId, item))
-            if (envelopes.length > 0) {
-              cache.observe(streamId, Math.max(envelopes[0]!.version, envelopes[envelopes.length - 1]!.version))
-            }
-            const emitted = state.emitted + envelopes.length
-            const more = response.LastEvaluatedKey !== undefined && (o.limit === undefined || emitted < o.limit)
-            const next: Option.Option<PageState> = more
-              ? Option.some({ startKey: response.LastEvaluatedKey, emitted, first: false })
-              : Option.none()
-            return [envelopes, next] as const
-          })
-        return Stream.paginate<PageState, EventStore.EventEnvelope, EventStore.ReadError>(
-          { startKey: undefined, emitted: 0, first: true },
-          page
-        )
+        return queryPages(input, o.limit, (page) =>
+            Effect.gen(function*() {
+              if (page.first && page.items.length === 0 && !page.more && o.ifMissing === "fail") {
+                // Either the stream does not exist, or the range is past its end.
+                const exists = bounded || o.from > 1 ? (yield* currentVersion(streamId, o.consistentRead)) > 0 : false
+                if (!exists) return yield* new Errors.NotFoundError({ resource: "stream", id: streamId })
+              }
+              // A corrupted item fails the read with CorruptedEventError (stream, version):
+              // read on from the next version to skip it.
+              const envelopes = yield* Effect.forEach(page.items, (item) => fromItem(streamId, item))
+              if (envelopes.length > 0) {
+                cache.observe(streamId, Math.max(envelopes[0]!.version, envelopes[envelopes.length - 1]!.version))
+              }
+              return envelopes
+            }))
       }))
 
     const readLast: EventStore.EventStoreShape["readLast"] = Effect.fn("DynamoEventStore.readLast")(
       function*(streamId, n, readOptions) {
         yield* validateStreamId("readLast", streamId)
         yield* validateCount("readLast", n)
-        const events = yield* Stream.runCollect(
-          read(streamId, { direction: "backward", limit: n, consistentRead: readOptions?.consistentRead })
-        )
+        const consistentRead = yield* validateConsistency("readLast", readOptions)
+        const events = yield* Stream.runCollect(read(streamId, { direction: "backward", limit: n, consistentRead }))
         return events.reverse()
       }
     )
@@ -319,7 +411,7 @@ export const make = (options: DynamoEventStoreOptions) =>
     const version: EventStore.EventStoreShape["version"] = Effect.fn("DynamoEventStore.version")(
       function*(streamId, versionOptions) {
         yield* validateStreamId("version", streamId)
-        return yield* currentVersion(streamId, versionOptions?.consistentRead ?? true)
+        return yield* currentVersion(streamId, yield* validateConsistency("version", versionOptions))
       }
     )
 

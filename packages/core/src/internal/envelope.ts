@@ -1,4 +1,4 @@
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import { CorruptedEventError } from "../Errors.js"
 import type { EventEnvelope, EventMetadata } from "../EventStore.js"
 import type { PreparedEvent } from "./prepare.js"
@@ -28,13 +28,33 @@ export interface StoredEvent {
 }
 
 const corrupted = (e: StoredEvent, reason: string, cause?: unknown) =>
-  new CorruptedEventError({ streamId: e.streamId, version: e.version, reason, cause })
+  new CorruptedEventError({
+    streamId: e.streamId,
+    version: Number.isSafeInteger(e.version) ? e.version : -1,
+    reason,
+    cause
+  })
+
+/** A time from storage as a `DateTime`, or `undefined` when it is out of range. */
+const dateOf = (millis: number): DateTime.Utc | undefined => Option.getOrUndefined(DateTime.make(millis))
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Why stored metadata is not {@link EventMetadata}, or `undefined`. */
+const metadataProblem = (m: Record<string, unknown>): string | undefined => {
+  for (const key of ["actor", "correlationId", "causationId"] as const) {
+    if (m[key] !== undefined && typeof m[key] !== "string") return `the metadata's ${key} is not a string`
+  }
+  if (m.custom !== undefined && !isRecord(m.custom)) return "the metadata's custom field is not an object"
+  return undefined
+}
 
 /**
  * Turns a stored event into an envelope with its payload as parsed JSON. Anything
  * missing or malformed is a {@link CorruptedEventError} naming stream and version.
  */
 export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<unknown>, CorruptedEventError> => {
+  if (!Number.isSafeInteger(e.version) || e.version < 1) return Effect.fail(corrupted(e, "the version is not an integer >= 1"))
   if (typeof e.eventId !== "string") return Effect.fail(corrupted(e, "the event id is missing or not a string"))
   if (typeof e.type !== "string") return Effect.fail(corrupted(e, "the event type is missing or not a string"))
   if (typeof e.payloadJson !== "string") return Effect.fail(corrupted(e, "the payload is missing or not a string"))
@@ -47,6 +67,12 @@ export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<u
   if (e.expiresAtSeconds !== undefined && (typeof e.expiresAtSeconds !== "number" || !Number.isFinite(e.expiresAtSeconds))) {
     return Effect.fail(corrupted(e, "the TTL is not a number"))
   }
+  const recordedAt = dateOf(e.recordedAtMillis)
+  if (recordedAt === undefined) return Effect.fail(corrupted(e, `the recorded time ${e.recordedAtMillis} is not a valid date`))
+  const expiresAt = e.expiresAtSeconds === undefined ? undefined : dateOf(e.expiresAtSeconds * 1000)
+  if (e.expiresAtSeconds !== undefined && expiresAt === undefined) {
+    return Effect.fail(corrupted(e, `the TTL ${e.expiresAtSeconds} is not a valid date`))
+  }
   let payload: unknown
   let metadata: EventMetadata = {}
   try {
@@ -57,9 +83,9 @@ export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<u
   if (e.metadataJson !== undefined) {
     try {
       const parsed: unknown = JSON.parse(e.metadataJson)
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-        return Effect.fail(corrupted(e, "the metadata is not a JSON object"))
-      }
+      if (!isRecord(parsed)) return Effect.fail(corrupted(e, "the metadata is not a JSON object"))
+      const problem = metadataProblem(parsed)
+      if (problem !== undefined) return Effect.fail(corrupted(e, problem))
       metadata = parsed as EventMetadata
     } catch (cause) {
       return Effect.fail(corrupted(e, "the metadata is not valid JSON", cause))
@@ -72,7 +98,7 @@ export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<u
     type: e.type,
     payload,
     metadata,
-    recordedAt: DateTime.makeUnsafe(e.recordedAtMillis),
-    expiresAt: e.expiresAtSeconds === undefined ? undefined : DateTime.makeUnsafe(e.expiresAtSeconds * 1000)
+    recordedAt,
+    expiresAt
   })
 }

@@ -3,7 +3,7 @@
  * in-memory store and the DynamoDB store refuse exactly the same inputs with exactly the
  * same errors, before anything is written.
  */
-import { Duration, Effect, Option } from "effect"
+import { type Duration, Effect } from "effect"
 import { makeUlid } from "./ids.js"
 import {
   AppendTooLargeError,
@@ -12,30 +12,15 @@ import {
   InvalidInputError
 } from "../Errors.js"
 import type { AppendOptions, EventMetadata, ExpectedVersion, NewEvent, ReadOptions } from "../EventStore.js"
+import * as Inputs from "./inputs.js"
+import { utf8Length } from "./inputs.js"
 
 /** DynamoDB's item size limit (400 KB). */
 export const MAX_ITEM_BYTES = 409_600
 /** DynamoDB's transaction limits: 100 items, 4 MB in all. */
 export const MAX_EVENTS_PER_APPEND = 100
 export const MAX_APPEND_BYTES = 4 * 1024 * 1024
-/** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
-export const MAX_STREAM_ID_BYTES = 1024
-export const MAX_EVENT_TYPE_BYTES = 256
-
-/** UTF-8 length of a string without encoding it (a lone surrogate counts as 3 bytes, as when encoded). */
-export const utf8Length = (s: string): number => {
-  let bytes = s.length
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) continue
-    if (c < 0x800) bytes += 1
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 2 // a surrogate pair: 2 UTF-16 units, 4 bytes
-      i++
-    } else bytes += 2
-  }
-  return bytes
-}
+export { MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES, utf8Length } from "./inputs.js"
 
 /**
  * DynamoDB's size of a number attribute value: about one byte per two significant
@@ -73,39 +58,11 @@ export const storedEventSize = (streamId: string, version: number, e: PreparedEv
   1 + numberSize(e.recordedAtMillis) +
   (e.expiresAtSeconds === undefined ? 0 : 1 + numberSize(e.expiresAtSeconds))
 
-export const validateStreamId = (operation: string, streamId: unknown): Effect.Effect<string, InvalidInputError> => {
-  if (typeof streamId !== "string" || streamId.length === 0) {
-    return Effect.fail(new InvalidInputError({ operation, field: "streamId", reason: "must be a non-empty string" }))
-  }
-  const bytes = utf8Length(streamId)
-  if (bytes > MAX_STREAM_ID_BYTES) {
-    return Effect.fail(
-      new InvalidInputError({
-        operation,
-        field: "streamId",
-        reason: `is ${bytes} bytes long (UTF-8); the limit is ${MAX_STREAM_ID_BYTES}`
-      })
-    )
-  }
-  return Effect.succeed(streamId)
-}
+const checkStreamId = Inputs.validate(Inputs.StreamId)
+export const validateStreamId = (operation: string, streamId: unknown): Effect.Effect<string, InvalidInputError> =>
+  checkStreamId(operation, "streamId", streamId)
 
-export const validateExpectedVersion = (
-  operation: string,
-  expected: unknown
-): Effect.Effect<ExpectedVersion, InvalidInputError> =>
-  expected === "any" || expected === "noStream" || expected === "streamExists" ||
-    (typeof expected === "number" && Number.isSafeInteger(expected) && expected >= 0)
-    ? Effect.succeed(expected as ExpectedVersion)
-    : Effect.fail(
-      new InvalidInputError({
-        operation,
-        field: "options.expectedVersion",
-        reason: `must be "any", "noStream", "streamExists" or an integer >= 0, got ${String(expected)}`
-      })
-    )
-
-const positiveInt = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 1
+const checkReadOptions = Inputs.validate(Inputs.ReadOptions)
 
 /** Read options with defaults applied. `to` is inclusive; `undefined` means no upper bound. */
 export interface NormalizedReadOptions {
@@ -121,36 +78,28 @@ export interface NormalizedReadOptions {
 export const validateReadOptions = (
   operation: string,
   options: ReadOptions | undefined
-): Effect.Effect<NormalizedReadOptions, InvalidInputError> => {
-  const o = options ?? {}
-  const fail = (field: string, reason: string) =>
-    Effect.fail(new InvalidInputError({ operation, field: `options.${field}`, reason }))
-  if (o.from !== undefined && !positiveInt(o.from)) return fail("from", "must be an integer >= 1")
-  if (o.to !== undefined && !positiveInt(o.to)) return fail("to", "must be an integer >= 1")
-  if (o.from !== undefined && o.to !== undefined && o.to < o.from) return fail("to", "must be >= options.from")
-  if (o.limit !== undefined && !positiveInt(o.limit)) return fail("limit", "must be an integer >= 1")
-  if (o.pageSize !== undefined && !positiveInt(o.pageSize)) return fail("pageSize", "must be an integer >= 1")
-  if (o.direction !== undefined && o.direction !== "forward" && o.direction !== "backward") {
-    return fail("direction", `must be "forward" or "backward"`)
-  }
-  if (o.ifMissing !== undefined && o.ifMissing !== "fail" && o.ifMissing !== "empty") {
-    return fail("ifMissing", `must be "fail" or "empty"`)
-  }
-  return Effect.succeed({
-    from: o.from ?? 1,
-    to: o.to,
-    direction: o.direction ?? "forward",
-    limit: o.limit,
-    consistentRead: o.consistentRead ?? true,
-    pageSize: o.pageSize,
-    ifMissing: o.ifMissing ?? "fail"
-  })
-}
+): Effect.Effect<NormalizedReadOptions, InvalidInputError> =>
+  Effect.map(checkReadOptions(operation, "options", options), (o) => ({
+    from: o?.from ?? 1,
+    to: o?.to,
+    direction: o?.direction ?? "forward",
+    limit: o?.limit,
+    consistentRead: o?.consistentRead ?? true,
+    pageSize: o?.pageSize,
+    ifMissing: o?.ifMissing ?? "fail"
+  }))
 
+const checkConsistency = Inputs.validate(Inputs.ConsistencyOptions)
+/** `{ consistentRead }` options of `version` and `readLast`: strongly consistent unless `false`. */
+export const validateConsistency = (
+  operation: string,
+  options: { readonly consistentRead?: boolean | undefined } | undefined
+): Effect.Effect<boolean, InvalidInputError> =>
+  Effect.map(checkConsistency(operation, "options", options), (o) => o?.consistentRead ?? true)
+
+const checkCount = Inputs.validate(Inputs.PositiveInt)
 export const validateCount = (operation: string, n: unknown): Effect.Effect<number, InvalidInputError> =>
-  positiveInt(n)
-    ? Effect.succeed(n)
-    : Effect.fail(new InvalidInputError({ operation, field: "n", reason: "must be an integer >= 1" }))
+  checkCount(operation, "n", n)
 
 const stringifyJson = (value: unknown): { readonly json: string } | { readonly error: string; readonly cause?: unknown } => {
   try {
@@ -172,13 +121,10 @@ const metadataToJson = (
   m: EventMetadata | undefined
 ): { readonly json: string | undefined; readonly compact: EventMetadata } | { readonly error: string; readonly cause?: unknown } => {
   if (m === undefined) return { json: undefined, compact: {} }
+  // The shape was validated (Inputs.Metadata): strings, and custom a plain object.
   const compact: Record<string, unknown> = {}
   for (const key of ["actor", "correlationId", "causationId"] as const) {
-    const value = m[key]
-    if (value !== undefined) {
-      if (typeof value !== "string") return { error: `metadata.${key} must be a string` }
-      compact[key] = value
-    }
+    if (m[key] !== undefined) compact[key] = m[key]
   }
   if (m.custom !== undefined && Object.keys(m.custom).length > 0) compact.custom = m.custom
   if (Object.keys(compact).length === 0) return { json: undefined, compact }
@@ -186,6 +132,25 @@ const metadataToJson = (
   return "error" in result ? result : { json: result.json, compact: JSON.parse(result.json) as EventMetadata }
 }
 
+
+const checkAppendOptions = Inputs.validate(Inputs.AppendOptions)
+const checkEvents = Inputs.validate(Inputs.NewEvents)
+const checkTtl = Inputs.validate(Inputs.Ttl)
+
+/** The milliseconds of a TTL that passed validation. */
+const ttlOf = (ttl: unknown): number => Inputs.ttlMillis(ttl) as number
+
+/**
+ * Checks a store's `defaultTtl` when the store is built: a wrong one is a configuration
+ * error, reported at once rather than on the first append.
+ */
+export const validateDefaults = (store: string, defaults: StoreDefaults): Effect.Effect<void> =>
+  defaults.defaultTtl === undefined
+    ? Effect.void
+    : checkTtl(store, "options.defaultTtl", defaults.defaultTtl).pipe(
+      Effect.asVoid,
+      Effect.orDie
+    )
 
 export interface StoreDefaults {
   /** TTL applied to events that do not set their own; `undefined` or zero: no TTL. */
@@ -215,29 +180,28 @@ export const prepareAppend = (
   InvalidInputError | EventEncodeError | EventTooLargeError | AppendTooLargeError
 > =>
   Effect.gen(function*() {
-    if (!Array.isArray(events) || events.length === 0) {
-      return yield* new InvalidInputError({ operation, field: "events", reason: "must be a non-empty array" })
-    }
-    const expectedVersion = yield* validateExpectedVersion(operation, options?.expectedVersion)
+    // Everything is checked before anything is encoded, so the first refusal names the
+    // argument, not a symptom of it.
+    const { expectedVersion } = yield* checkAppendOptions(operation, "options", options)
+    yield* checkEvents(operation, "events", events)
+    const defaultTtlMillis = defaults.defaultTtl === undefined ? undefined : ttlOf(defaults.defaultTtl)
     const prepared: Array<PreparedEvent> = []
     const sizes: Array<number> = []
     let totalBytes = 0
+    const seen = new Map<string, number>()
     for (let index = 0; index < events.length; index++) {
       const e = events[index]!
-      const type = e?.type
-      if (typeof type !== "string" || type.length === 0 || utf8Length(type) > MAX_EVENT_TYPE_BYTES) {
-        return yield* new InvalidInputError({
-          operation,
-          field: `events[${index}].type`,
-          reason: `must be a non-empty string of at most ${MAX_EVENT_TYPE_BYTES} bytes`
-        })
-      }
-      if (e.eventId !== undefined && (typeof e.eventId !== "string" || e.eventId.length === 0 || utf8Length(e.eventId) > 64)) {
-        return yield* new InvalidInputError({
-          operation,
-          field: `events[${index}].eventId`,
-          reason: "must be a non-empty string of at most 64 bytes (UTF-8)"
-        })
+      const type = e.type
+      if (e.eventId !== undefined) {
+        const first = seen.get(e.eventId)
+        if (first !== undefined) {
+          return yield* new InvalidInputError({
+            operation,
+            field: `events[${index}].eventId`,
+            reason: `is the same as events[${first}].eventId: an event id names one event`
+          })
+        }
+        seen.set(e.eventId, index)
       }
       const payload = stringifyJson(e.payload)
       if ("error" in payload) {
@@ -247,16 +211,8 @@ export const prepareAppend = (
       if ("error" in metadata) {
         return yield* new EventEncodeError({ streamId, index, eventType: type, reason: metadata.error, cause: metadata.cause })
       }
-      const ttlInput = e.ttl !== undefined ? e.ttl : defaults.defaultTtl
-      let expiresAtSeconds: number | undefined
-      if (ttlInput !== undefined) {
-        const ttl = Option.getOrUndefined(Duration.fromInput(ttlInput))
-        if (ttl === undefined || !Duration.isFinite(ttl) || Duration.toMillis(ttl) < 0) {
-          return yield* new InvalidInputError({ operation, field: `events[${index}].ttl`, reason: "must be a finite, non-negative duration" })
-        }
-        const ms = Duration.toMillis(ttl)
-        expiresAtSeconds = ms === 0 ? undefined : Math.ceil((nowMillis + ms) / 1000)
-      }
+      const ttlMillis = e.ttl !== undefined ? ttlOf(e.ttl) : defaultTtlMillis
+      const expiresAtSeconds = ttlMillis === undefined || ttlMillis === 0 ? undefined : Math.ceil((nowMillis + ttlMillis) / 1000)
       const event: PreparedEvent = {
         eventId: e.eventId ?? makeUlid(nowMillis),
         type,

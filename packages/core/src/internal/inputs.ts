@@ -1,0 +1,223 @@
+/**
+ * Every argument of every operation, as a Schema: the one place where inputs are checked
+ * before any request is sent. Every implementation (memory and DynamoDB) validates with
+ * these, so they refuse exactly the same inputs with exactly the same errors.
+ *
+ * The limits are DynamoDB's where DynamoDB has one (item and key sizes, transactions);
+ * where the library adds one (TTL range, page size) it is documented in the README.
+ */
+import { Duration, Effect, Schema, SchemaIssue } from "effect"
+import { InvalidInputError } from "../Errors.js"
+
+/** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
+export const MAX_STREAM_ID_BYTES = 1024
+export const MAX_EVENT_ID_BYTES = 64
+export const MAX_EVENT_TYPE_BYTES = 256
+/** The largest `pageSize` a read accepts (DynamoDB's 1 MB page applies below it anyway). */
+export const MAX_PAGE_SIZE = 10_000
+/** The longest TTL an event accepts: 100 years. Longer means "keep": give no TTL. */
+export const MAX_TTL_MILLIS = 100 * 365 * 24 * 60 * 60 * 1000
+
+/** UTF-8 length of a string without encoding it (a lone surrogate counts as 3 bytes, as when encoded). */
+export const utf8Length = (s: string): number => {
+  let bytes = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) bytes += 1
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2 // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++
+    } else bytes += 2
+  }
+  return bytes
+}
+
+/**
+ * Why `s` cannot be a key (or a value compared byte for byte), or `undefined`. Keys must be
+ * well-formed Unicode: DynamoDB stores strings as UTF-8 and replaces a lone surrogate, so
+ * `"a\uD800"` and `"a\uDC00"` would address the same item.
+ */
+export const keyProblem = (s: string, maxBytes: number): string | undefined => {
+  if (s.length === 0) return "must be a non-empty string"
+  if (!s.isWellFormed()) {
+    return "must be well-formed Unicode: it contains a lone surrogate (\\uD800-\\uDFFF), which storage would replace, so two different ids would address the same data"
+  }
+  const bytes = utf8Length(s)
+  if (bytes > maxBytes) return `is ${bytes} bytes long (UTF-8); the limit is ${maxBytes}`
+  return undefined
+}
+
+/** A string usable as a key: non-empty, well-formed Unicode, at most `maxBytes` of UTF-8. */
+export const KeyString = (maxBytes: number) =>
+  Schema.String.check(Schema.makeFilter((s: string) => keyProblem(s, maxBytes)))
+
+export const StreamId = KeyString(MAX_STREAM_ID_BYTES)
+export const EventId = KeyString(MAX_EVENT_ID_BYTES)
+export const EventType = KeyString(MAX_EVENT_TYPE_BYTES)
+
+const isSafe = (n: number) => Number.isSafeInteger(n)
+export const PositiveInt = Schema.Number.check(
+  Schema.makeFilter((n: number) => (isSafe(n) && n >= 1 ? undefined : "must be an integer >= 1"))
+)
+export const NonNegativeInt = Schema.Number.check(
+  Schema.makeFilter((n: number) => (isSafe(n) && n >= 0 ? undefined : "must be an integer >= 0"))
+)
+
+export const ExpectedVersion = Schema.Union([Schema.Literals(["any", "noStream", "streamExists"]), NonNegativeInt]).annotate({
+  message: `must be "any", "noStream", "streamExists" or an integer >= 0`
+})
+
+const isPlainObject = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) &&
+  (Object.getPrototypeOf(u) === Object.prototype || Object.getPrototypeOf(u) === null)
+
+const METADATA_FIELDS = new Set(["actor", "correlationId", "causationId", "custom"])
+
+/**
+ * Event metadata: `actor`, `correlationId`, `causationId` (strings) and `custom` (a plain
+ * object of your own JSON fields). `undefined` fields are left out. Any other field is
+ * refused rather than dropped.
+ */
+export const Metadata = Schema.Unknown.check(Schema.makeFilter((m: unknown) => {
+  if (!isPlainObject(m)) return "must be an object with actor, correlationId, causationId or custom"
+  for (const key of Object.keys(m)) {
+    const value = m[key]
+    if (!METADATA_FIELDS.has(key)) {
+      return { path: [key], issue: "is not a metadata field (actor, correlationId, causationId, custom): put your own fields in metadata.custom" }
+    }
+    if (value === undefined) continue
+    if (key === "custom") {
+      if (!isPlainObject(value)) return { path: [key], issue: "must be a plain object of your own JSON fields" }
+    } else if (typeof value !== "string") {
+      return { path: [key], issue: "must be a string" }
+    }
+  }
+  return undefined
+}))
+
+const DURATION_FIELDS = new Set(["weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"])
+
+/**
+ * A TTL in milliseconds, or why the input is not one. Accepted: a number of milliseconds,
+ * a string such as `"30 days"`, a `Duration`, a `[seconds, nanos]` tuple, or an object
+ * such as `{ days: 30 }` with at least one field. Zero disables the TTL. `Duration.fromInput`
+ * alone is too lenient here (it reads `{}`, `NaN` and unknown fields as zero).
+ */
+export const ttlMillis = (input: unknown): number | string => {
+  const range = `must be a duration from 0 (no TTL) to 100 years, e.g. "30 days", 86400000 (ms) or { days: 30 }`
+  if (typeof input === "number") {
+    if (!Number.isFinite(input) || input < 0) return range
+  } else if (typeof input === "string") {
+    if (!/^\s*-?\d+(\.\d+)?(e[+-]?\d+)?\s+[a-z]+\s*$/i.test(input)) return range
+  } else if (Array.isArray(input)) {
+    if (input.length !== 2 || !input.every((n) => typeof n === "number" && Number.isFinite(n) && n >= 0)) return range
+  } else if (isPlainObject(input)) {
+    const keys = Object.keys(input)
+    if (keys.length === 0) return range
+    for (const key of keys) {
+      const n = input[key]
+      if (!DURATION_FIELDS.has(key) || typeof n !== "number" || !Number.isFinite(n) || n < 0) return range
+    }
+  } else if (!Duration.isDuration(input)) {
+    return range
+  }
+  const duration = Duration.fromInput(input as Duration.Input)
+  if (duration._tag === "None" || !Duration.isFinite(duration.value)) return range
+  const ms = Duration.toMillis(duration.value)
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TTL_MILLIS) return range
+  return ms
+}
+
+export const Ttl = Schema.Unknown.check(Schema.makeFilter((u: unknown) => {
+  const ms = ttlMillis(u)
+  return typeof ms === "string" ? ms : undefined
+}))
+
+export const NewEvent = Schema.Struct({
+  type: EventType,
+  payload: Schema.Unknown,
+  metadata: Schema.optional(Metadata),
+  ttl: Schema.optional(Ttl),
+  eventId: Schema.optional(EventId)
+})
+
+export const NewEvents = Schema.Array(NewEvent).check(
+  Schema.makeFilter((a: ReadonlyArray<unknown>) => (a.length === 0 ? "must be a non-empty array" : undefined))
+)
+
+export const AppendOptions = Schema.Struct({
+  expectedVersion: ExpectedVersion,
+  metadata: Schema.optional(Metadata)
+})
+
+const Consistency = Schema.optional(Schema.Boolean)
+
+export const PageSize = PositiveInt.check(
+  Schema.makeFilter((n: number) => (n <= MAX_PAGE_SIZE ? undefined : `must be at most ${MAX_PAGE_SIZE}`))
+)
+
+export const ReadOptions = Schema.UndefinedOr(
+  Schema.Struct({
+    from: Schema.optional(PositiveInt),
+    to: Schema.optional(PositiveInt),
+    direction: Schema.optional(Schema.Literals(["forward", "backward"])),
+    limit: Schema.optional(PositiveInt),
+    consistentRead: Consistency,
+    pageSize: Schema.optional(PageSize),
+    ifMissing: Schema.optional(Schema.Literals(["fail", "empty"]))
+  }).check(Schema.makeFilter((o) =>
+    o.from !== undefined && o.to !== undefined && o.to < o.from ? { path: ["to"], issue: "must be >= options.from" } : undefined
+  ))
+)
+
+export const ConsistencyOptions = Schema.UndefinedOr(Schema.Struct({ consistentRead: Consistency }))
+
+export const SaveSnapshot = Schema.Struct({
+  version: PositiveInt,
+  state: Schema.Unknown,
+  schemaVersion: Schema.optional(NonNegativeInt)
+})
+
+export const LoadSnapshotOptions = Schema.UndefinedOr(Schema.Struct({
+  atOrBefore: Schema.optional(PositiveInt),
+  schemaVersion: Schema.optional(NonNegativeInt)
+}))
+
+export const RepositoryOptions = Schema.UndefinedOr(Schema.Struct({
+  idOf: Schema.optional(Schema.Unknown.check(Schema.makeFilter((f: unknown) => (typeof f === "function" ? undefined : "must be a function")))),
+  consistentRead: Schema.optional(Schema.Boolean),
+  pageSize: Schema.optional(PageSize),
+  modelName: Schema.optional(Schema.String)
+}))
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const fieldOf = (prefix: string, path: ReadonlyArray<PropertyKey>): string => {
+  let field = prefix
+  for (const key of path) {
+    field += typeof key === "number" ? `[${key}]` : field === "" ? String(key) : `.${String(key)}`
+  }
+  return field === "" ? "input" : field
+}
+
+/**
+ * Decodes `input` with `schema`, or fails with an {@link InvalidInputError} naming the
+ * first refused field (`field` is the name of the argument, e.g. `"options"`).
+ */
+export const validate = <S extends Schema.Decoder<unknown>>(schema: S) => {
+  const decode = Schema.decodeUnknownExit(schema as Schema.Decoder<S["Type"]>)
+  return (operation: string, field: string, input: unknown): Effect.Effect<S["Type"], InvalidInputError> => {
+    const exit = decode(input)
+    if (exit._tag === "Success") return Effect.succeed(exit.value)
+    const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+    const issue = reason?._tag === "Fail" ? formatter((reason.error as Schema.SchemaError).issue).issues[0] : undefined
+    return Effect.fail(
+      new InvalidInputError({
+        operation,
+        field: fieldOf(field, issue?.path?.map((p) => (typeof p === "object" ? p.key : p)) ?? []),
+        reason: issue?.message ?? String(exit.cause)
+      })
+    )
+  }
+}
