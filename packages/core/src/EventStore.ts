@@ -101,7 +101,12 @@ export interface NewEvent<P = unknown> {
    * TTL for this event. DynamoDB deletes expired items within days, not at once.
    */
   readonly ttl?: Duration.Input | undefined
-  /** Your own event id (at most 64 bytes); a ULID is generated when absent. */
+  /**
+   * Your own event id (at most 64 bytes of well-formed Unicode); a ULID is generated when
+   * absent. Derive it from the command (`${commandId}-0`, ...) to make retries safe: an
+   * append whose events are all stored with these ids at its versions reports the original
+   * result instead of writing again.
+   */
   readonly eventId?: string | undefined
 }
 
@@ -212,6 +217,13 @@ export interface EventStoreShape {
    * Appends events at the end of a stream, all or nothing, if the stream is at
    * `expectedVersion`. At most 100 events and 4 MB per append (one DynamoDB
    * transaction); larger appends fail with `AppendTooLargeError` before writing.
+   *
+   * With an exact expected version (a number or `"noStream"`) an append is idempotent: if
+   * all its events are already stored with the same content at the versions they would
+   * take, it reports the original result and writes nothing; an event id reused otherwise
+   * is an `EventIdConflictError`. Success means every event is stored; failure means none
+   * is, except a `StorageError` with `unknownOutcome: true`, after which retrying with the
+   * same event ids and expected version is safe.
    */
   readonly append: (
     streamId: string,
@@ -428,8 +440,11 @@ export const typed = <E extends { readonly _tag: string }, I>(
  * For imports and migrations of long histories. **Not atomic as a whole**: every event is
  * validated and encoded before anything is written, and a failure of the first transaction
  * writes nothing (its error is returned as is), but a failure after that is an
- * {@link AppendBulkInterrupted} saying how many events are stored and at which version to
- * resume. Cost: that of the transactions, ceil(n / 100) requests or more for large events.
+ * {@link AppendBulkInterrupted} saying how many events are known to be stored, at which
+ * version to resume, and which events remain (with the event ids given to them here): resume
+ * with `appendBulk(streamId, error.remaining, { expectedVersion: error.version })`, which is
+ * safe even when the interrupted transaction was in fact stored (`unknownOutcome`). Cost:
+ * that of the transactions, ceil(n / 100) requests or more for large events.
  *
  * @since 0.1.0
  * @category accessors

@@ -18,8 +18,11 @@
  * - `"noStream"` / `0` needs no read: version 1 either exists or not;
  * - `"any"` and `"streamExists"` read the current version, then write after it, and try
  *   again (up to 50 times) when another writer got there first;
- * - a retried request whose first attempt did succeed (a lost response) is recognised by
- *   its event id on the condition failure and reported as success, not appended twice.
+ * - an append whose events are all stored with the same content at exactly its versions
+ *   (a retry after a lost response, by the client or by the caller) reports the original
+ *   result, not a conflict and not a second copy; a reused event id otherwise is an
+ *   `EventIdConflictError`. A write whose outcome is unknown is read back before it is
+ *   reported (`StorageError.unknownOutcome` only when the read cannot tell).
  *
  * @since 0.1.0
  */

@@ -322,12 +322,14 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         } catch (cause) {
           return yield* corrupted(streamId, header.version, "the stored bytes do not decode", cause)
         }
+        const savedAt = Option.getOrUndefined(DateTime.make(header.savedAt))
+        if (savedAt === undefined) return yield* corrupted(streamId, header.version, `the saved-at time ${header.savedAt} is not a valid date`)
         return Option.some({
           streamId,
           version: header.version,
           schemaVersion: header.schemaVersion,
           state: yield* SnapshotStore.parseState(streamId, header.version, json),
-          savedAt: DateTime.makeUnsafe(Number.isFinite(header.savedAt) ? header.savedAt : 0)
+          savedAt
         })
       })
 

@@ -36,8 +36,10 @@ const sameContent = (p: PreparedEvent, s: StoredIdentity): string | undefined =>
     ? "its metadata differs"
     : undefined
 
-const finiteOr = (u: unknown, fallback: number | undefined): number | undefined =>
-  typeof u === "number" && Number.isFinite(u) ? u : fallback
+/** A stored time if it is a valid date (JavaScript's range: +-8.64e15 ms), else `fallback`. */
+const MAX_DATE_MILLIS = 8.64e15
+const timeOr = (u: unknown, scale: number, fallback: number | undefined): number | undefined =>
+  typeof u === "number" && Math.abs(u * scale) <= MAX_DATE_MILLIS ? u : fallback
 
 /**
  * Compares an append of `prepared` at versions `base + 1 ..` with what storage holds at
@@ -87,8 +89,8 @@ export const matchStored = (
       const s = stored[i]!
       return envelopeOf(streamId, base + 1 + i, {
         ...p,
-        recordedAtMillis: finiteOr(s.recordedAtMillis, p.recordedAtMillis)!,
-        expiresAtSeconds: s.expiresAtSeconds === undefined ? undefined : finiteOr(s.expiresAtSeconds, p.expiresAtSeconds)
+        recordedAtMillis: timeOr(s.recordedAtMillis, 1, p.recordedAtMillis)!,
+        expiresAtSeconds: s.expiresAtSeconds === undefined ? undefined : timeOr(s.expiresAtSeconds, 1000, p.expiresAtSeconds)
       })
     })
   }
