@@ -277,7 +277,7 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
       ? " It was retried with backoff and kept failing."
       : ""
     const outcome = this.unknownOutcome === true
-      ? " The write may have been applied: retry it with the same event ids and expected version (always safe), or read back to find out."
+      ? " The write may have been applied: retrying is safe (an append with the same event ids and expected version is recognised if it was stored; read-model and snapshot writes are idempotent), or read back to find out."
       : ""
     return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}${outcome}`
   }
