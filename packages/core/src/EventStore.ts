@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Option, Schema, Semaphore, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema, Stream } from "effect"
 import type { DateTime, Duration } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import {
@@ -40,18 +40,13 @@ import {
   NotFoundError,
   type StorageError
 } from "./Errors.js"
-import { decodeStoredEvent, envelopeOf } from "./internal/envelope.js"
-import { matchStored } from "./internal/idempotency.js"
+import * as internal from "./internal/eventStore.js"
+import { makeMemoryStorage } from "./internal/memoryStorage.js"
 import {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
-  type PreparedEvent,
   prepareAppend,
   type StoreDefaults,
-  validateConsistency,
-  validateCount,
-  validateDefaults,
-  validateReadOptions,
   validateStreamId
 } from "./internal/prepare.js"
 
@@ -515,8 +510,114 @@ export const appendBulk = (
   })
 
 // -----------------------------------------------------------------------------
-// in-memory implementation
+// storage: what a driver implements
 // -----------------------------------------------------------------------------
+
+/**
+ * One event as the event store hands it to storage: validated and encoded. A driver stores
+ * these fields as they are and gives them back in a {@link StoredEvent}.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface EventRecord {
+  readonly eventId: string
+  readonly type: string
+  /** The payload as JSON. */
+  readonly payloadJson: string
+  /** The metadata as JSON; `undefined` when empty. */
+  readonly metadataJson: string | undefined
+  readonly recordedAtMillis: number
+  /** When the TTL makes the event eligible for deletion (epoch seconds), if it has one. */
+  readonly expiresAtSeconds: number | undefined
+}
+
+/**
+ * One event as storage gives it back. The fields are `unknown` because storage can hold
+ * anything (an item edited by hand, a bug elsewhere): the event store checks every field
+ * and turns a malformed one into a `CorruptedEventError`, so a driver never validates.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface StoredEvent {
+  readonly streamId: string
+  /** `NaN` when storage holds no usable version. */
+  readonly version: number
+  readonly eventId: unknown
+  readonly type: unknown
+  readonly payloadJson: unknown
+  readonly metadataJson: unknown
+  readonly recordedAtMillis: unknown
+  readonly expiresAtSeconds: unknown
+}
+
+/**
+ * What {@link Storage.write} did: wrote every event, or found at least one of the versions
+ * taken and wrote nothing. `stored` holds what is at each version (`undefined` where
+ * nothing is) when the request returned it; otherwise the event store reads it.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export type WriteOutcome =
+  | { readonly _tag: "Written" }
+  | { readonly _tag: "Taken"; readonly stored?: ReadonlyArray<StoredEvent | undefined> | undefined }
+
+/**
+ * One page of a version range, for {@link Storage.readPage}.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface PageRequest {
+  readonly streamId: string
+  /** Inclusive version bounds, whatever the direction. */
+  readonly from: number
+  readonly to: number
+  readonly direction: "forward" | "backward"
+  readonly consistentRead: boolean
+  /** At most this many events (`Infinity`: the storage's own page size). */
+  readonly maxEvents: number
+}
+
+/**
+ * @since 0.2.0
+ * @category storage
+ */
+export interface Page {
+  /** The events of the page, in the requested direction. */
+  readonly rows: ReadonlyArray<StoredEvent>
+  /** Where the next page starts; `undefined` when the range is exhausted. */
+  readonly cursor: unknown
+}
+
+/**
+ * The storage primitives an event store driver implements, each one request (or one page).
+ * {@link make} implements every rule of the event store on top of them once: validation,
+ * encoding, limits, expected versions, the version cache, idempotent appends, reading back
+ * writes of unknown outcome, paging and decoding. A driver maps these to its database and
+ * classifies its failures into `StorageError` (with `unknownOutcome: true` for a write that
+ * may have been applied).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface Storage {
+  /** The highest stored version of the stream, 0 when it has none. */
+  readonly lastVersion: (streamId: string, consistentRead: boolean) => Effect.Effect<number, StorageError>
+  /**
+   * Writes `events` as versions base+1, base+2, ... of the stream, all or nothing, each
+   * only where that version does not exist yet (never overwriting).
+   */
+  readonly write: (
+    streamId: string,
+    base: number,
+    events: NonEmptyReadonlyArray<EventRecord>
+  ) => Effect.Effect<WriteOutcome, StorageError>
+  /** One page of a version range; `cursor` is `undefined` for the first page. */
+  readonly readPage: (request: PageRequest, cursor: unknown) => Effect.Effect<Page, StorageError>
+}
 
 /**
  * Options shared by every EventStore implementation.
@@ -524,18 +625,36 @@ export const appendBulk = (
  * @since 0.1.0
  * @category models
  */
-export interface EventStoreOptions extends StoreDefaults {}
-
-interface MemoryEvent extends PreparedEvent {
-  readonly version: number
+export interface EventStoreOptions extends StoreDefaults {
+  /**
+   * How many streams' proven versions the store remembers (LRU). Each entry saves the
+   * read before an append with an exact expected version. Default 10,000; 0 disables.
+   */
+  readonly versionCacheSize?: number | undefined
+  /** Attempts of an `"any"`/`"streamExists"` append under contention. Default 50. */
+  readonly maxAppendAttempts?: number | undefined
 }
 
 /**
- * Builds an in-memory event store with exactly the semantics of the DynamoDB one
- * (same validation, same limits, same errors). Each call is a new empty store. Events
- * are kept as JSON, so later mutation of an appended object changes nothing. TTLs are
- * recorded (`expiresAt`) but nothing is deleted, as DynamoDB deletes lazily.
- * `eventCount` (not part of the service) counts every stored event, for tests.
+ * The event store over a driver's {@link Storage}: every implementation is this, over its
+ * own storage.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make: (storage: Storage, options?: EventStoreOptions) => Effect.Effect<EventStoreShape> = internal.make
+
+// -----------------------------------------------------------------------------
+// in-memory implementation
+// -----------------------------------------------------------------------------
+
+/**
+ * Builds an in-memory event store: {@link make} over a storage that keeps events in a
+ * map, so it has exactly the semantics of the DynamoDB one (same validation, same limits,
+ * same errors). Each call is a new empty store. Events are kept as JSON, so later mutation
+ * of an appended object changes nothing. TTLs are recorded (`expiresAt`) but nothing is
+ * deleted, as DynamoDB deletes lazily. `eventCount` (not part of the service) counts every
+ * stored event, for tests.
  *
  * @since 0.1.0
  * @category constructors
@@ -544,105 +663,9 @@ export const makeMemory = (
   options: EventStoreOptions = {}
 ): Effect.Effect<EventStoreShape & { readonly eventCount: Effect.Effect<number> }> =>
   Effect.gen(function*() {
-    yield* validateDefaults("EventStore.makeMemory", options)
-    const streams = new Map<string, Array<MemoryEvent>>()
-    // Appends are check-then-write; one permit makes each append atomic for other fibers.
-    const lock = yield* Semaphore.make(1)
-
-    const toEnvelope = (streamId: string, e: MemoryEvent) =>
-      decodeStoredEvent({
-        streamId,
-        version: e.version,
-        eventId: e.eventId,
-        type: e.type,
-        payloadJson: e.payloadJson,
-        metadataJson: e.metadataJson,
-        recordedAtMillis: e.recordedAtMillis,
-        expiresAtSeconds: e.expiresAtSeconds
-      })
-
-    const append: EventStoreShape["append"] = Effect.fn("EventStore.append")(function*(streamId, events, appendOptions) {
-      yield* validateStreamId("append", streamId)
-      const now = yield* Clock.currentTimeMillis
-      const prepared = yield* prepareAppend("append", streamId, events, appendOptions, options, now)
-      return yield* lock.withPermit(Effect.suspend(() => {
-        const stream = streams.get(streamId) ?? []
-        const actual = stream.length
-        const expected = prepared.expectedVersion
-        const ok = expected === "any" ||
-          (expected === "noStream" && actual === 0) ||
-          (expected === "streamExists" && actual > 0) ||
-          expected === actual
-        if (!ok) {
-          const conflict = new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
-          if (expected === "streamExists") return Effect.fail(conflict)
-          // An exact expected version: maybe this very append is already stored (a retry).
-          const base = expected === "noStream" ? 0 : expected
-          const match = matchStored(streamId, base, prepared.events, prepared.events.map((_, i) => stream[base + i]))
-          return match._tag === "Applied"
-            ? Effect.succeed({ streamId, version: base + match.events.length, events: match.events })
-            : Effect.fail(match._tag === "Conflict" ? conflict : match.error)
-        }
-        const stored = prepared.events.map((e, i): MemoryEvent => ({ ...e, payload: undefined, version: actual + i + 1 }))
-        streams.set(streamId, stream.concat(stored))
-        return Effect.succeed({
-          streamId,
-          version: actual + stored.length,
-          events: prepared.events.map((e, i) => envelopeOf(streamId, actual + i + 1, e))
-        })
-      }))
-    })
-
-    const rangeOf = (streamId: string, o: { from: number; to: number | undefined; direction: "forward" | "backward" }) => {
-      const stream = streams.get(streamId) ?? []
-      const to = Math.min(o.to ?? stream.length, stream.length)
-      const slice = stream.slice(o.from - 1, Math.max(o.from - 1, to))
-      return o.direction === "backward" ? slice.reverse() : slice
-    }
-
-    const read: EventStoreShape["read"] = (streamId, readOptions) =>
-      Stream.unwrap(Effect.gen(function*() {
-        yield* validateStreamId("read", streamId)
-        const o = yield* validateReadOptions("read", readOptions)
-        if ((streams.get(streamId)?.length ?? 0) === 0) {
-          if (o.ifMissing === "empty") return Stream.empty
-          return yield* new NotFoundError({ resource: "stream", id: streamId })
-        }
-        const selected = rangeOf(streamId, o)
-        const limited = o.limit === undefined ? selected : selected.slice(0, o.limit)
-        return Stream.fromArray(limited).pipe(
-          Stream.rechunk(o.pageSize ?? 100),
-          Stream.mapArrayEffect((page) =>
-            Effect.forEach(page, (e) => toEnvelope(streamId, e)) as Effect.Effect<
-              NonEmptyReadonlyArray<EventEnvelope>,
-              CorruptedEventError
-            >
-          )
-        )
-      }))
-
-    const readLast: EventStoreShape["readLast"] = Effect.fn("EventStore.readLast")(function*(streamId, n, readOptions) {
-      yield* validateStreamId("readLast", streamId)
-      yield* validateCount("readLast", n)
-      yield* validateConsistency("readLast", readOptions)
-      const stream = streams.get(streamId) ?? []
-      if (stream.length === 0) return yield* new NotFoundError({ resource: "stream", id: streamId })
-      return yield* Effect.forEach(stream.slice(Math.max(0, stream.length - n)), (e) => toEnvelope(streamId, e))
-    })
-
-    const version: EventStoreShape["version"] = Effect.fn("EventStore.version")(function*(streamId, versionOptions) {
-      yield* validateStreamId("version", streamId)
-      yield* validateConsistency("version", versionOptions)
-      return streams.get(streamId)?.length ?? 0
-    })
-
-    const eventCount = Effect.sync(() => {
-      let n = 0
-      for (const stream of streams.values()) n += stream.length
-      return n
-    })
-
-    return { ...EventStore.of({ append, read, readLast, version }), eventCount }
+    const storage = makeMemoryStorage()
+    const store = yield* make(storage, options)
+    return { ...EventStore.of(store), eventCount: storage.eventCount }
   })
 
 /**

@@ -40,7 +40,7 @@ import {
 import { type Errors, ReadModel } from "@dynamo-es/core"
 import { Config, Effect, Layer, Option, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
+import { checkTableName, ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
 
 /**
  * @since 0.1.0
@@ -200,12 +200,7 @@ export const makeStorage = (tableName: string) =>
  */
 export const make = (options: DynamoReadModelStoreOptions): Effect.Effect<ReadModel.ReadModelStoreShape, never, DynamoClient> =>
   Effect.gen(function*() {
-    const table = options.tableName
-    if (typeof table !== "string" || !/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
-      return yield* Effect.die(
-        new Error(`DynamoReadModelStore: tableName must be 3 to 255 characters of [A-Za-z0-9_.-], got ${JSON.stringify(table)}`)
-      )
-    }
+    const table = yield* checkTableName("DynamoReadModelStore", options.tableName)
     return yield* ReadModel.make(yield* makeStorage(table), options)
   })
 

@@ -27,10 +27,21 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
 import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
-import { makeUlid, ulidTime } from "@dynamo-es/core/internal/ids"
+import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
+import { checkTableName, ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
+
+/** Monotonic ULIDs: each snapshot's id, sorted by save time. */
+const makeUlid = monotonicFactory()
+/** The creation time (epoch ms) encoded in a ULID, or `undefined` when it is not one. */
+const ulidTime = (id: string): number | undefined => {
+  try {
+    return decodeTime(id)
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
@@ -131,7 +142,7 @@ const parseHeader = (item: Record<string, AttributeValue>): Header | undefined =
 export const make = (options: DynamoSnapshotStoreOptions) =>
   Effect.gen(function*() {
     const client = yield* DynamoClient
-    const table = options.tableName
+    const table = yield* checkTableName("DynamoSnapshotStore", options.tableName)
     const keepLast = SnapshotStore.validateKeepLast(options.keepLast)
     const partBytes = options.partBytes ?? 390_000
     if (!Number.isSafeInteger(partBytes) || partBytes < 1 || partBytes > 399_000) {

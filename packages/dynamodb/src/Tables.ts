@@ -38,6 +38,19 @@ export interface TableDefinition {
  * @since 0.1.0
  * @category definitions
  */
+/**
+ * Checks a table name as DynamoDB does (3 to 255 characters of `[A-Za-z0-9_.-]`): a store
+ * built with a wrong one dies at once with a message naming the store, instead of failing
+ * on every request. The one table-name check of every store.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const checkTableName = (store: string, tableName: unknown): Effect.Effect<string> =>
+  typeof tableName === "string" && /^[A-Za-z0-9_.-]{3,255}$/.test(tableName)
+    ? Effect.succeed(tableName)
+    : Effect.die(new Error(`${store}: tableName must be 3 to 255 characters of [A-Za-z0-9_.-], got ${JSON.stringify(tableName)}`))
+
 export const eventsTable = (tableName: string): TableDefinition => ({
   create: {
     TableName: tableName,

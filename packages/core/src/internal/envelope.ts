@@ -1,6 +1,6 @@
 import { DateTime, Effect, Option } from "effect"
 import { CorruptedEventError } from "../Errors.js"
-import type { EventEnvelope, EventMetadata } from "../EventStore.js"
+import type { EventEnvelope, EventMetadata, StoredEvent } from "../EventStore.js"
 import type { PreparedEvent } from "./prepare.js"
 
 /** The envelope of an event just appended, built from what was prepared (no re-parsing). */
@@ -14,18 +14,6 @@ export const envelopeOf = (streamId: string, version: number, e: PreparedEvent):
   recordedAt: DateTime.makeUnsafe(e.recordedAtMillis),
   expiresAt: e.expiresAtSeconds === undefined ? undefined : DateTime.makeUnsafe(e.expiresAtSeconds * 1000)
 })
-
-/** One event as read back from storage, before its JSON is parsed. */
-export interface StoredEvent {
-  readonly streamId: string
-  readonly version: number
-  readonly eventId: unknown
-  readonly type: unknown
-  readonly payloadJson: unknown
-  readonly metadataJson: unknown
-  readonly recordedAtMillis: unknown
-  readonly expiresAtSeconds: unknown
-}
 
 const corrupted = (e: StoredEvent, reason: string, cause?: unknown) =>
   new CorruptedEventError({

@@ -6,19 +6,9 @@
  * result instead of a conflict. Every implementation decides with {@link matchStored}.
  */
 import { EventIdConflictError } from "../Errors.js"
-import type { EventEnvelope } from "../EventStore.js"
+import type { EventEnvelope, StoredEvent } from "../EventStore.js"
 import { envelopeOf } from "./envelope.js"
 import type { PreparedEvent } from "./prepare.js"
-
-/** The fields of a stored event that identify it; unknown because storage may hold anything. */
-export interface StoredIdentity {
-  readonly eventId: unknown
-  readonly type: unknown
-  readonly payloadJson: unknown
-  readonly metadataJson: unknown
-  readonly recordedAtMillis: unknown
-  readonly expiresAtSeconds: unknown
-}
 
 export type StoredMatch =
   /** Every event is stored at its version with the same content: the original result. */
@@ -27,7 +17,7 @@ export type StoredMatch =
   | { readonly _tag: "Conflict" }
   | { readonly _tag: "EventIdConflict"; readonly error: EventIdConflictError }
 
-const sameContent = (p: PreparedEvent, s: StoredIdentity): string | undefined =>
+const sameContent = (p: PreparedEvent, s: StoredEvent): string | undefined =>
   s.type !== p.type
     ? `its type is ${JSON.stringify(s.type)}, not ${JSON.stringify(p.type)}`
     : s.payloadJson !== p.payloadJson
@@ -49,7 +39,7 @@ export const matchStored = (
   streamId: string,
   base: number,
   prepared: ReadonlyArray<PreparedEvent>,
-  stored: ReadonlyArray<StoredIdentity | undefined>
+  stored: ReadonlyArray<StoredEvent | undefined>
 ): StoredMatch => {
   const found = prepared.findIndex((p, i) => stored[i]?.eventId === p.eventId)
   if (found < 0) return { _tag: "Conflict" }

@@ -1,0 +1,242 @@
+/**
+ * The rules of the event store, written once over the single-request primitives of a
+ * {@link Storage}: validation and encoding, the version cache, expected versions, retries
+ * under contention, recognising an append that is already stored, reading back a write
+ * whose outcome is unknown, paging, and decoding what storage holds. Every implementation
+ * (the memory one in this package, the DynamoDB one in `@dynamo-es/dynamodb`) is this code
+ * over its own storage, so they cannot disagree.
+ */
+import { Clock, Effect, Option, Random, Stream } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import { ConflictError, NotFoundError, type StorageError } from "../Errors.js"
+import type {
+  AppendResult,
+  EventEnvelope,
+  EventStoreOptions,
+  EventStoreShape,
+  Storage,
+  StoredEvent
+} from "../EventStore.js"
+import { decodeStoredEvent, envelopeOf } from "./envelope.js"
+import { matchStored, type StoredMatch } from "./idempotency.js"
+import {
+  type PreparedEvent,
+  prepareAppend,
+  validateConsistency,
+  validateCount,
+  validateDefaults,
+  validateReadOptions,
+  validateStreamId
+} from "./prepare.js"
+import { makeLru } from "./lru.js"
+
+const MAX_VERSION = Number.MAX_SAFE_INTEGER
+
+export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.Effect<EventStoreShape> =>
+  Effect.gen(function*() {
+    yield* validateDefaults("EventStore.make", options)
+    // Per stream, the highest version known to exist. Versions never disappear, so an
+    // expected version at or below it is proven and needs no read before the write.
+    const cache = makeLru<string, number>(options.versionCacheSize ?? 10_000)
+    const observe = (streamId: string, version: number) => {
+      if (version > (cache.peek(streamId) ?? 0)) cache.set(streamId, version)
+    }
+    const maxAttempts = options.maxAppendAttempts ?? 50
+
+    const lastVersion = (streamId: string, consistentRead = true) =>
+      Effect.map(storage.lastVersion(streamId, consistentRead), (v) => {
+        observe(streamId, v)
+        return v
+      })
+
+    /** Every stored event at versions base+1..base+k (strongly consistent); `undefined` where none is. */
+    const storedAfter = (streamId: string, base: number, k: number) =>
+      Stream.runFold(
+        pages(
+          streamId,
+          { from: base + 1, to: base + k, direction: "forward", consistentRead: true, limit: k, pageSize: undefined },
+          (page) => Effect.succeed(page.rows)
+        ),
+        () => new Array<StoredEvent | undefined>(k).fill(undefined),
+        (acc, row) => {
+          if (row.version > base && row.version <= base + k) acc[row.version - base - 1] = row
+          return acc
+        }
+      )
+
+    type Outcome = { readonly _tag: "Written" } | StoredMatch
+
+    /**
+     * Writes the events at base+1.., or says what is in the way. A write whose outcome is
+     * unknown is read back: this append found stored is `Applied`; when nothing is there
+     * or the read fails, the StorageError (`unknownOutcome: true`) stands.
+     */
+    const write = (
+      streamId: string,
+      base: number,
+      events: NonEmptyReadonlyArray<PreparedEvent>
+    ): Effect.Effect<Outcome, StorageError> => {
+      const match = (stored: ReadonlyArray<StoredEvent | undefined>) => matchStored(streamId, base, events, stored)
+      return storage.write(streamId, base, events).pipe(
+        Effect.flatMap((outcome): Effect.Effect<Outcome, StorageError> =>
+          outcome._tag === "Written"
+            ? Effect.succeed(outcome)
+            : outcome.stored !== undefined
+            ? Effect.succeed(match(outcome.stored))
+            : Effect.map(storedAfter(streamId, base, events.length), match)
+        ),
+        Effect.catchIf(
+          (e) => e.unknownOutcome === true,
+          (error) =>
+            storedAfter(streamId, base, events.length).pipe(
+              Effect.catch(() => Effect.fail(error)),
+              Effect.flatMap((stored) =>
+                stored.every((s) => s === undefined) ? Effect.fail(error) : Effect.succeed(match(stored))
+              )
+            )
+        )
+      )
+    }
+
+    const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
+      yield* validateStreamId("append", streamId)
+      const now = yield* Clock.currentTimeMillis
+      const { events: prepared, expectedVersion: expected } = yield* prepareAppend(
+        "append",
+        streamId,
+        events,
+        appendOptions,
+        options,
+        now
+      )
+      const rows = prepared as unknown as NonEmptyReadonlyArray<PreparedEvent>
+      const conflict = (actual: number) => new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
+      const done = (base: number, envelopes: ReadonlyArray<EventEnvelope>): AppendResult => {
+        // Only versions proven stored reach the cache: a write that succeeded, or this
+        // append found stored at exactly its versions.
+        observe(streamId, base + envelopes.length)
+        return { streamId, version: base + envelopes.length, events: envelopes }
+      }
+      const appended = (base: number) => done(base, prepared.map((e, i) => envelopeOf(streamId, base + 1 + i, e)))
+
+      if (typeof expected === "number" || expected === "noStream") {
+        const base = expected === "noStream" ? 0 : expected
+        let outcome: Outcome
+        if (base > 0 && (cache.get(streamId) ?? 0) < base) {
+          // Version `base` must be proven to exist before base+1 is written (no gaps).
+          const actual = yield* lastVersion(streamId)
+          if (actual < base) return yield* conflict(actual)
+          outcome = actual === base
+            ? yield* write(streamId, base, rows)
+            : matchStored(streamId, base, prepared, yield* storedAfter(streamId, base, prepared.length))
+        } else {
+          outcome = yield* write(streamId, base, rows)
+        }
+        switch (outcome._tag) {
+          case "Written":
+            return appended(base)
+          case "Applied":
+            return done(base, outcome.events)
+          case "EventIdConflict":
+            return yield* outcome.error
+          case "Conflict":
+            return yield* conflict(yield* lastVersion(streamId))
+        }
+      }
+      let attempt = 0
+      while (true) {
+        const base = yield* lastVersion(streamId)
+        if (expected === "streamExists" && base === 0) return yield* conflict(0)
+        const outcome = yield* write(streamId, base, rows)
+        if (outcome._tag === "Written") return appended(base)
+        if (outcome._tag === "Applied") return done(base, outcome.events)
+        if (outcome._tag === "EventIdConflict") return yield* outcome.error
+        if (++attempt >= maxAttempts) return yield* conflict(yield* lastVersion(streamId))
+        // Someone else appended: back off a little so that racing writers spread out.
+        yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
+      }
+    })
+
+    interface Range {
+      readonly from: number
+      readonly to: number | undefined
+      readonly direction: "forward" | "backward"
+      readonly consistentRead: boolean
+      readonly limit: number | undefined
+      readonly pageSize: number | undefined
+    }
+
+    interface PageInfo {
+      readonly rows: ReadonlyArray<StoredEvent>
+      /** The first page of the range. */
+      readonly first: boolean
+      /** More pages follow. */
+      readonly more: boolean
+    }
+
+    /**
+     * The pages of a range, one storage request each, at most `limit` events in all; each
+     * page goes through `onPage`, whose results are emitted as they are (one chunk a page).
+     */
+    const pages = <A, E>(
+      streamId: string,
+      range: Range,
+      onPage: (page: PageInfo) => Effect.Effect<ReadonlyArray<A>, E>
+    ): Stream.Stream<A, E | StorageError> =>
+      Stream.paginate(
+        { cursor: undefined as unknown, emitted: 0, first: true },
+        (state) =>
+          Effect.gen(function*() {
+            const page = yield* storage.readPage({
+              streamId,
+              from: range.from,
+              to: range.to ?? MAX_VERSION,
+              direction: range.direction,
+              consistentRead: range.consistentRead,
+              maxEvents: Math.min(range.limit === undefined ? Infinity : range.limit - state.emitted, range.pageSize ?? Infinity)
+            }, state.cursor)
+            const emitted = state.emitted + page.rows.length
+            const more = page.cursor !== undefined && (range.limit === undefined || emitted < range.limit)
+            const out = yield* onPage({ rows: page.rows, first: state.first, more })
+            return [out, more ? Option.some({ cursor: page.cursor, emitted, first: false }) : Option.none()] as const
+          })
+      )
+
+    const read: EventStoreShape["read"] = (streamId, readOptions) =>
+      Stream.unwrap(Effect.gen(function*() {
+        yield* validateStreamId("read", streamId)
+        const o = yield* validateReadOptions("read", readOptions)
+        return pages(streamId, o, (page) =>
+          Effect.gen(function*() {
+            if (page.first && page.rows.length === 0 && !page.more && o.ifMissing === "fail") {
+              // Either the stream does not exist, or the range is past its end.
+              const bounded = o.to !== undefined || o.from > 1
+              const exists = bounded ? (yield* lastVersion(streamId, o.consistentRead)) > 0 : false
+              if (!exists) return yield* new NotFoundError({ resource: "stream", id: streamId })
+            }
+            // A damaged row fails the read with CorruptedEventError (stream, version): read
+            // on from the next version to skip it.
+            const envelopes: Array<EventEnvelope> = yield* Effect.forEach(page.rows, decodeStoredEvent)
+            if (envelopes.length > 0) {
+              observe(streamId, Math.max(envelopes[0]!.version, envelopes[envelopes.length - 1]!.version))
+            }
+            return envelopes
+          }))
+      }))
+
+    const readLast: EventStoreShape["readLast"] = Effect.fn("EventStore.readLast")(function*(streamId, n, readOptions) {
+      yield* validateStreamId("readLast", streamId)
+      yield* validateCount("readLast", n)
+      const consistentRead = yield* validateConsistency("readLast", readOptions)
+      const events = yield* Stream.runCollect(read(streamId, { direction: "backward", limit: n, consistentRead }))
+      return events.reverse()
+    })
+
+    const version: EventStoreShape["version"] = Effect.fn("EventStore.version")(function*(streamId, versionOptions) {
+      yield* validateStreamId("version", streamId)
+      return yield* lastVersion(streamId, yield* validateConsistency("version", versionOptions))
+    })
+
+    return { append, read, readLast, version }
+  })
+
