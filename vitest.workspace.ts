@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import { alias } from "./vitest.shared.js"
 
 /**
  * The one place that lists the packages under test. Vitest 5 does not pick this file up
@@ -8,6 +9,7 @@ import { defineConfig } from "vitest/config"
  * is set) and stops it at the end; every worker inherits its endpoint.
  */
 export default defineConfig({
+  resolve: { alias },
   test: {
     globalSetup: ["packages/dynamodb-local/src/globalSetup.ts"],
     projects: [

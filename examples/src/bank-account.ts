@@ -143,9 +143,11 @@ const StoresLive = Layer.mergeAll(
   Layer.provide(DynamoDBLocal.layer())
 )
 
-Console.log("Starting DynamoDB Local (set DYNAMODB_ENDPOINT to use your own)...").pipe(
-  Effect.andThen(program),
-  Effect.andThen(aggregates),
-  Effect.provide(StoresLive),
+const endpoint = process.env["DYNAMODB_ENDPOINT"]?.trim()
+// The message comes first: providing the layer starts DynamoDB Local (a few seconds).
+Console.log(
+  endpoint ? `Using the DynamoDB at ${endpoint} (DYNAMODB_ENDPOINT)` : "Starting DynamoDB Local (set DYNAMODB_ENDPOINT to use your own)..."
+).pipe(
+  Effect.andThen(program.pipe(Effect.andThen(aggregates), Effect.provide(StoresLive))),
   NodeRuntime.runMain
 )

@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import { DynamoClient } from "@dynamo-es/dynamodb"
 import * as NodeChildProcessSpawner from "@effect/platform-node/NodeChildProcessSpawner"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -166,9 +167,11 @@ export type LayerError = JavaNotFoundError | DynamoDBLocalStartError | Config.Co
 // Constructors
 // -----------------------------------------------------------------------------
 
-const defaultRegion = "us-east-1"
-const defaultAccessKeyId = "dynamoes"
-const defaultSecretAccessKey = "local"
+// The same defaults as DynamoClient.layerConfig for a local endpoint: one local database
+// for every entry point.
+const defaultRegion = DynamoClient.localDefaults.region
+const defaultAccessKeyId = DynamoClient.localDefaults.accessKeyId
+const defaultSecretAccessKey = DynamoClient.localDefaults.secretAccessKey
 const outputLines = 30
 
 /**

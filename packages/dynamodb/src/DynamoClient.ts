@@ -347,30 +347,60 @@ export class DynamoClient extends Context.Service<DynamoClient, DynamoClientShap
 export const layer = (options: DynamoClientOptions = {}): Layer.Layer<DynamoClient> => Layer.effect(DynamoClient, make(options))
 
 /**
+ * The endpoint, region and credentials used when `DYNAMODB_ENDPOINT` points at a DynamoDB
+ * on this machine (DynamoDB Local) and the AWS variables are unset: the same values as
+ * `@dynamo-es/dynamodb-local`, so every entry point (your service, the `dynamo-es` command,
+ * the examples, the tests) sees the same local database.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const localDefaults = { region: "us-east-1", accessKeyId: "dynamoes", secretAccessKey: "local" } as const
+
+const isLoopback = (endpoint: string): boolean => {
+  try {
+    const host = new URL(endpoint).hostname
+    return host === "localhost" || host === "[::1]" || host === "::1" || /^127\./.test(host)
+  } catch {
+    return false
+  }
+}
+
+/**
  * A layer configured from the environment (through Effect `Config`):
  * `DYNAMODB_ENDPOINT` (optional; unset means AWS itself), `AWS_REGION`,
  * `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (optional; unset
  * means the SDK's default credential chain: profiles, SSO, instance and task roles).
+ *
+ * With `DYNAMODB_ENDPOINT` on this machine (`localhost`, `127.x`, `[::1]`), unset region and
+ * credentials default to {@link localDefaults}, so DynamoDB Local needs no AWS variables.
+ * A malformed variable fails with a `ConfigError` that names it.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig: Layer.Layer<DynamoClient, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    const endpoint = yield* Config.option(Config.String("DYNAMODB_ENDPOINT"))
+    const endpoint = Option.filter(
+      Option.map(yield* Config.option(Config.String("DYNAMODB_ENDPOINT")), (e) => e.trim()),
+      (e) => e.length > 0
+    )
+    const local = Option.isSome(endpoint) && isLoopback(endpoint.value)
     const region = yield* Config.option(Config.String("AWS_REGION"))
     const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
     const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
     const sessionToken = yield* Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
     return layer({
       endpoint: Option.getOrUndefined(endpoint),
-      region: Option.getOrUndefined(region),
+      region: Option.getOrUndefined(region) ?? (local ? localDefaults.region : undefined),
       credentials: Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
         ? {
           accessKeyId: accessKeyId.value,
           secretAccessKey: secretAccessKey.value,
           sessionToken: Option.getOrUndefined(sessionToken)
         }
+        : local
+        ? { accessKeyId: localDefaults.accessKeyId, secretAccessKey: localDefaults.secretAccessKey }
         : undefined
     })
   })

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The `dynamo-es` command of `@dynamo-es/dynamodb`.
+ *
+ *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME]
+ *   dynamo-es tables create [...same flags]
+ *
+ * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
+ * `create` creates the missing tables and waits until they are ACTIVE. Configured like
+ * every entry point of the library (`DynamoClient.layerConfig`): `DYNAMODB_ENDPOINT`,
+ * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
+ * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`.
+ * A failure prints one line that says what to do, and exits with status 1.
+ */
+import { Cause, Console, Effect, Exit } from "effect"
+import * as DynamoClient from "../DynamoClient.js"
+import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
+import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
+import * as Tables from "../Tables.js"
+
+const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME]`
+
+const args = process.argv.slice(2)
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
+}
+
+const definitions = () => [
+  Tables.eventsTable(flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")),
+  DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
+  DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models"))
+]
+
+class UsageError {
+  readonly _tag = "UsageError"
+  constructor(readonly message: string) {}
+}
+
+const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
+  const [group, command] = args
+  if (group !== "tables") return yield* Effect.fail(new UsageError(usage))
+  if (command === "print") {
+    return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(definitions()) }, null, 2))
+  }
+  if (command === "create") {
+    const created = yield* Tables.ensureTables(definitions()).pipe(Effect.provide(DynamoClient.layerConfig))
+    return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
+  }
+  return yield* Effect.fail(new UsageError(usage))
+})
+
+const messageOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : String(error)
+
+Effect.runPromiseExit(program).then((exit) => {
+  if (Exit.isSuccess(exit)) return
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  console.error(`dynamo-es: ${failure === undefined ? Cause.pretty(exit.cause) : messageOf(failure.error)}`)
+  process.exitCode = 1
+})
