@@ -45,6 +45,7 @@ import { makeMemoryStorage } from "./internal/memoryStorage.js"
 import {
   MAX_APPEND_BYTES,
   MAX_EVENTS_PER_APPEND,
+  mergeMetadata,
   prepareAppend,
   type StoreDefaults,
   validateStreamId
@@ -483,7 +484,12 @@ export const appendBulk = (
     const envelopes: Array<EventEnvelope> = []
     // The ids given by validation are kept, so the stored events are the validated ones,
     // and so that a resumed import recognises a transaction that was in fact applied.
-    const withIds = events.map((e, i): NewEvent => ({ ...e, eventId: prepared[i]!.eventId }))
+    // The append's metadata goes into each event, so that `remaining` resumes with exactly
+    // the events of this import, whatever options the resuming call passes.
+    const withIds = events.map((e, i): NewEvent => {
+      const metadata = mergeMetadata(options.metadata, e.metadata)
+      return { ...e, eventId: prepared[i]!.eventId, ...(metadata !== undefined ? { metadata } : {}) }
+    })
     for (const chunk of chunks) {
       const batch = chunk.map((i) => withIds[i]!)
       const result = yield* store.append(streamId, batch, { expectedVersion: expected, metadata: options.metadata }).pipe(

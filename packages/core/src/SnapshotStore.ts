@@ -192,8 +192,9 @@ export const makeMemory = (options: SnapshotStoreOptions = {}): Effect.Effect<Sn
       save: Effect.fn("SnapshotStore.save")(function*(streamId, snapshot) {
         const s = yield* validateSave("save", streamId, snapshot)
         const savedAt = yield* Clock.currentTimeMillis
-        const list = streams.get(streamId) ?? []
-        list.push({ ...s, savedAt })
+        // The new snapshot goes first: the sort is stable, so it also wins over an earlier
+        // save at the same version in the same millisecond.
+        const list = [{ ...s, savedAt }, ...(streams.get(streamId) ?? [])]
         list.sort((a, b) => b.version - a.version || b.savedAt - a.savedAt)
         streams.set(streamId, list.slice(0, keepLast))
       }),

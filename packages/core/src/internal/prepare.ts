@@ -111,7 +111,8 @@ const stringifyJson = (value: unknown): { readonly json: string } | { readonly e
   }
 }
 
-const mergeMetadata = (a: EventMetadata | undefined, b: EventMetadata | undefined): EventMetadata | undefined => {
+/** Metadata of an event: the append's, with the event's own winning per field (custom merged). */
+export const mergeMetadata = (a: EventMetadata | undefined, b: EventMetadata | undefined): EventMetadata | undefined => {
   if (a === undefined) return b
   if (b === undefined) return a
   return { ...a, ...b, custom: a.custom === undefined ? b.custom : b.custom === undefined ? a.custom : { ...a.custom, ...b.custom } }

@@ -4,9 +4,10 @@
  * passes when all of it passes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, DateTime, Effect, Exit, Layer, Schema, Stream } from "effect"
+import { Arbitrary, Cause, Context, DateTime, Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
 import { Errors, EventStore } from "../../src/index.js"
 import { failure, range } from "../utils.js"
+import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 /**
  * What the suite needs besides the store: a way to count everything stored, so that it
@@ -583,6 +584,811 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
             discard: true
           })
           for (const id of ids) assert.deepStrictEqual(versions(yield* readAll(id)), range(1, 5))
+        })))
+    })
+
+    describe("event ids: a retried append is applied once", () => {
+      const ev = (payload: unknown, eventId?: string, extra: Omit<EventStore.NewEvent, "type" | "payload" | "eventId"> = {}) =>
+        ({ type: "T", payload, ...(eventId === undefined ? {} : { eventId }), ...extra }) as EventStore.NewEvent
+      const millis = (events: ReadonlyArray<EventStore.EventEnvelope>) => events.map((e) => DateTime.toEpochMillis(e.recordedAt))
+      const expiries = (events: ReadonlyArray<EventStore.EventEnvelope>) =>
+        events.map((e) => (e.expiresAt === undefined ? undefined : DateTime.toEpochMillis(e.expiresAt)))
+      const ids = (events: ReadonlyArray<{ readonly eventId: string }>) => events.map((e) => e.eventId)
+      const readRaw = (id: string) => EventStore.EventStore.use((s) => Stream.runCollect(s.read(id)))
+      /** Runs `effect`, expects it to succeed, and proves that it stored nothing. */
+      const succeedsWithoutWriting = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.gen(function*() {
+          const probe = yield* StoreProbe
+          const before = yield* probe.countItems
+          const result = yield* effect
+          assert.strictEqual(yield* probe.countItems, before, "a repeat of a stored append wrote again")
+          return result
+        })
+
+      it.live("an append reusing a stored event id next to a new event is refused (partiallyStored) and leaves no gap", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* store.append(id, [ev(1, "cmd-42")], { expectedVersion: 0 })
+          const e = yield* refusedWithoutWriting(store.append(id, [ev(1, "cmd-42"), ev(2)], { expectedVersion: 0 }))
+          assert.deepInclude(e, {
+            _tag: "EventIdConflictError",
+            streamId: id,
+            eventId: "cmd-42",
+            version: 1,
+            index: 0,
+            reason: "partiallyStored"
+          })
+          assert.match(e.message, /cmd-42/)
+          assert.strictEqual(yield* store.version(id), 1, "the refused append moved the stream")
+          const next = yield* store.append(id, [ev(3)], { expectedVersion: 1 })
+          assert.strictEqual(next.version, 2)
+          assert.deepStrictEqual(next.events.map((e) => e.version), [2])
+          const read = yield* readRaw(id)
+          assert.deepStrictEqual(versions(read), [1, 2])
+          assert.deepStrictEqual(read.map((e) => e.payload), [1, 3])
+          assert.strictEqual(read[0]!.eventId, "cmd-42")
+        })))
+
+      it.live("partiallyStored names the first stored event of the retry, wherever the retry starts", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* store.append(id, [ev("a", "a"), ev("b", "b"), ev("c", "c")], { expectedVersion: "noStream" })
+          // A retry of [b, c] + a new event, from version 1: b and c are where they would go.
+          const e1 = yield* refusedWithoutWriting(store.append(id, [ev("b", "b"), ev("c", "c"), ev("d", "d")], { expectedVersion: 1 }))
+          assert.deepInclude(e1, { _tag: "EventIdConflictError", eventId: "b", version: 2, index: 0, reason: "partiallyStored" })
+          // The stored id is the second event of the retry.
+          const e2 = yield* refusedWithoutWriting(store.append(id, [ev("x", "x"), ev("c", "c")], { expectedVersion: 1 }))
+          assert.deepInclude(e2, { _tag: "EventIdConflictError", eventId: "c", version: 3, index: 1, reason: "partiallyStored" })
+          // None of the ids at the versions they would take: an ordinary conflict.
+          const e3 = yield* refusedWithoutWriting(store.append(id, [ev("new", "new"), ev("a", "a")], { expectedVersion: 0 }))
+          assert.deepInclude(e3, { _tag: "ConflictError", expectedVersion: 0, actualVersion: 3 })
+          assert.deepStrictEqual(ids(yield* readRaw(id)), ["a", "b", "c"])
+        })))
+
+      it.live("an event id stored with another payload, type or metadata is refused (differentContent) and writes nothing", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const original = ev({ n: 1 }, "cmd-42", { metadata: { actor: "ada" } })
+          yield* store.append(id, [original], { expectedVersion: 0 })
+          for (
+            const [label, event, options] of [
+              ["payload", ev({ n: 999 }, "cmd-42", { metadata: { actor: "ada" } }), {}],
+              ["payload (spec example)", ev(999, "cmd-42"), {}],
+              ["type", { ...original, type: "U" }, {}],
+              ["metadata", ev({ n: 1 }, "cmd-42", { metadata: { actor: "bob" } }), {}],
+              ["no metadata", ev({ n: 1 }, "cmd-42"), {}],
+              ["custom metadata", ev({ n: 1 }, "cmd-42", { metadata: { actor: "ada", custom: { k: 1 } } }), {}],
+              ["metadata of the append", original, { metadata: { correlationId: "corr-1" } }]
+            ] as const
+          ) {
+            for (const expectedVersion of [0, "noStream"] as const) {
+              const e = yield* refusedWithoutWriting(store.append(id, [event], { expectedVersion, ...options }))
+              assert.deepInclude(e, {
+                _tag: "EventIdConflictError",
+                streamId: id,
+                eventId: "cmd-42",
+                version: 1,
+                index: 0,
+                reason: "differentContent"
+              }, `${label}, expected version ${expectedVersion}`)
+            }
+          }
+          // Other content wins over a partial match: that is the caller's bug to see.
+          const e = yield* refusedWithoutWriting(store.append(id, [ev({ n: 2 }, "cmd-42"), ev(3)], { expectedVersion: 0 }))
+          assert.deepInclude(e, { _tag: "EventIdConflictError", reason: "differentContent", index: 0 })
+          // The second event of a retry differs.
+          yield* store.append(id, [ev("b", "b")], { expectedVersion: 1 })
+          const e2 = yield* refusedWithoutWriting(
+            store.append(id, [original, ev("B", "b")], { expectedVersion: 0 })
+          )
+          assert.deepInclude(e2, { _tag: "EventIdConflictError", eventId: "b", version: 2, index: 1, reason: "differentContent" })
+          const read = yield* readRaw(id)
+          assert.deepStrictEqual(read.map((e) => e.payload), [{ n: 1 }, "b"])
+          assert.deepStrictEqual(read[0]!.metadata, { actor: "ada" })
+        })))
+
+      it.live("an exact repeat reports the original result (versions, event ids, recordedAt, expiresAt) and writes nothing", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const event = ev({ n: 1, text: "é😀" }, "cmd-42", { ttl: "1 day", metadata: { actor: "ada", custom: { k: [1, 2] } } })
+          const first = yield* store.append(id, [event], { expectedVersion: 0, metadata: { correlationId: "corr" } })
+          yield* Effect.sleep("1100 millis") // a second append would get another recordedAt and expiresAt
+          for (const expectedVersion of [0, "noStream"] as const) {
+            const again = yield* succeedsWithoutWriting(
+              store.append(id, [event], { expectedVersion, metadata: { correlationId: "corr" } })
+            )
+            assert.strictEqual(again.version, 1)
+            assert.strictEqual(again.streamId, id)
+            assert.deepStrictEqual(versions(again.events), [1])
+            assert.deepStrictEqual(ids(again.events), ["cmd-42"])
+            assert.deepStrictEqual(millis(again.events), millis(first.events), "the original recordedAt")
+            assert.deepStrictEqual(expiries(again.events), expiries(first.events), "the original expiresAt")
+            assert.deepStrictEqual(again.events[0]!.payload, { n: 1, text: "é😀" })
+            assert.deepStrictEqual(again.events[0]!.metadata, first.events[0]!.metadata)
+            assert.strictEqual(again.events[0]!.type, "T")
+          }
+          // Through the typed API too.
+          const typedId = streamId()
+          const input = [EventStore.withOptions(deposit(5), { eventId: "cmd-7" })]
+          const t1 = yield* Accounts.append(typedId, input, { expectedVersion: "noStream" })
+          const t2 = yield* succeedsWithoutWriting(Accounts.append(typedId, input, { expectedVersion: "noStream" }))
+          assert.deepStrictEqual(ids(t2.events), ids(t1.events))
+          assert.deepStrictEqual(t2.events[0]!.payload, deposit(5))
+          assert.strictEqual(yield* store.version(id), 1)
+        })))
+
+      it.live("an exact repeat after another writer appended more events still reports the original result", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const mine = [ev(1, "cmd-1-0"), ev(2, "cmd-1-1")]
+          const first = yield* store.append(id, mine, { expectedVersion: 0 })
+          const theirs = yield* store.append(id, [ev(3, "cmd-2-0")], { expectedVersion: 2 })
+          yield* store.append(id, [ev(4)], { expectedVersion: 3 })
+          const again = yield* succeedsWithoutWriting(store.append(id, mine, { expectedVersion: 0 }))
+          assert.strictEqual(again.version, 2)
+          assert.deepStrictEqual(versions(again.events), [1, 2])
+          assert.deepStrictEqual(ids(again.events), ["cmd-1-0", "cmd-1-1"])
+          assert.deepStrictEqual(millis(again.events), millis(first.events))
+          // The same for an append in the middle of the stream.
+          const middle = yield* succeedsWithoutWriting(store.append(id, [ev(3, "cmd-2-0")], { expectedVersion: 2 }))
+          assert.deepStrictEqual(ids(middle.events), ["cmd-2-0"])
+          assert.deepStrictEqual(millis(middle.events), millis(theirs.events))
+          assert.strictEqual(middle.version, 3)
+          assert.strictEqual(yield* store.version(id), 4)
+          // With "any" or "streamExists" nothing is promised; an exact version of the wrong place is a conflict.
+          const e = yield* refusedWithoutWriting(store.append(id, mine, { expectedVersion: 1 }))
+          assert.strictEqual(e._tag, "ConflictError")
+        })))
+
+      it.live("a multi-event exact repeat reports the original result; without caller ids a repeat is a ConflictError", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const events = [ev({ i: 0 }, "m-0"), ev({ i: 1 }, "m-1", { ttl: 0 }), ev({ i: 2 }, "m-2", { metadata: { causationId: "c" } })]
+          const first = yield* store.append(id, events, { expectedVersion: "noStream" })
+          for (const expectedVersion of ["noStream", 0] as const) {
+            const again = yield* succeedsWithoutWriting(store.append(id, events, { expectedVersion }))
+            assert.strictEqual(again.version, 3)
+            assert.deepStrictEqual(versions(again.events), [1, 2, 3])
+            assert.deepStrictEqual(ids(again.events), ["m-0", "m-1", "m-2"])
+            assert.deepStrictEqual(millis(again.events), millis(first.events))
+            assert.deepStrictEqual(again.events.map((e) => e.payload), [{ i: 0 }, { i: 1 }, { i: 2 }])
+          }
+          // Generated ids are new on every call: nothing to recognise.
+          const anonymous = streamId()
+          yield* store.append(anonymous, [ev(1), ev(2)], { expectedVersion: "noStream" })
+          const e = yield* refusedWithoutWriting(store.append(anonymous, [ev(1), ev(2)], { expectedVersion: "noStream" }))
+          assert.deepInclude(e, { _tag: "ConflictError", actualVersion: 2 })
+          assert.strictEqual(yield* store.version(id), 3)
+        })))
+
+      it.live("the same event id twice in one append is refused before anything is written", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const e1 = yield* refusedWithoutWriting(store.append(id, [ev(1, "x"), ev(2, "x")], { expectedVersion: "noStream" }))
+          assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "append", field: "events[1].eventId" })
+          const e2 = yield* refusedWithoutWriting(store.append(id, [ev(1, "a"), ev(2, "b"), ev(3), ev(4, "a")], { expectedVersion: "any" }))
+          assert.deepInclude(e2, { _tag: "InvalidInputError", field: "events[3].eventId" })
+          const e3 = yield* refusedWithoutWriting(
+            EventStore.appendBulk(id, [...range(1, 150).map((n) => ev(n, `bulk-${n}`)), ev(0, "bulk-7")], { expectedVersion: "noStream" })
+          )
+          assert.deepInclude(e3, { _tag: "InvalidInputError", operation: "appendBulk", field: "events[150].eventId" })
+          const e4 = yield* refusedWithoutWriting(
+            Accounts.append(id, [EventStore.withOptions(deposit(1), { eventId: "t" }), EventStore.withOptions(deposit(2), { eventId: "t" })], {
+              expectedVersion: "noStream"
+            })
+          )
+          assert.deepInclude(e4, { _tag: "InvalidInputError", field: "events[1].eventId" })
+          assert.strictEqual(yield* store.version(id), 0)
+        })))
+
+      for (const applied of [true, false]) {
+        it.live(`an import whose transaction ${applied ? "was applied although it" : "did not apply and"} reported an unknown outcome resumes from error.remaining, writing each event once`, () =>
+          Effect.gen(function*() {
+            const inner = yield* EventStore.EventStore
+            const probe = yield* StoreProbe
+            const id = streamId()
+            let calls = 0
+            const lost = new Errors.StorageError({ operation: "TransactWriteItems", reason: "Unavailable", detail: "response lost", unknownOutcome: true })
+            const lossy = EventStore.EventStore.of({
+              ...inner,
+              append: (s, events, options) =>
+                ++calls !== 2
+                  ? inner.append(s, events, options)
+                  : applied
+                  ? inner.append(s, events, options).pipe(Effect.andThen(Effect.fail(lost)))
+                  : Effect.fail(lost)
+            })
+            const all = range(1, 250).map((n) => ev({ amount: n }))
+            const e = failure(yield* Effect.exit(
+              EventStore.appendBulk(id, all, { expectedVersion: "noStream" }).pipe(Effect.provideService(EventStore.EventStore, lossy))
+            ))
+            assert.deepInclude(e, { _tag: "AppendBulkInterrupted", streamId: id, appended: 100, version: 100, total: 250, unknownOutcome: true })
+            const interrupted = e as Errors.AppendBulkInterrupted
+            const remaining = interrupted.remaining as ReadonlyArray<EventStore.NewEvent>
+            assert.strictEqual(remaining.length, 150)
+            assert.deepStrictEqual(remaining.map((r) => (r.payload as { amount: number }).amount), range(101, 250))
+            assert.isTrue(remaining.every((r) => typeof r.eventId === "string" && r.eventId.length > 0), "remaining events carry their ids")
+            assert.strictEqual(yield* inner.version(id), applied ? 200 : 100)
+            const resumed = yield* EventStore.appendBulk(id, remaining, { expectedVersion: interrupted.version })
+            assert.strictEqual(resumed.version, 250)
+            assert.deepStrictEqual(versions(resumed.events), range(101, 250))
+            const read = yield* readRaw(id)
+            assert.deepStrictEqual(read.map((e) => (e.payload as { amount: number }).amount), range(1, 250))
+            assert.deepStrictEqual(ids(read.slice(100)), remaining.map((r) => r.eventId))
+            assert.strictEqual(new Set(ids(read)).size, 250)
+            assert.strictEqual(yield* probe.countItems, 250)
+            // Resuming twice is harmless too.
+            const twice = yield* succeedsWithoutWriting(EventStore.appendBulk(id, remaining, { expectedVersion: interrupted.version }))
+            assert.deepStrictEqual(ids(twice.events), ids(resumed.events))
+          }).pipe(Effect.provide(makeStore())))
+      }
+    })
+
+    describe("TTL: a duration from 0 to 100 years", () => {
+      const HUNDRED_YEARS = 100 * 365 * 24 * 3600_000
+
+      it.live("a TTL that is not one is refused, writes nothing, and the stream stays usable", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* store.append(id, [{ type: "T", payload: 0 }], { expectedVersion: "noStream" })
+          const refused: ReadonlyArray<unknown> = [
+            1e20,
+            1e308,
+            {},
+            Number.NaN,
+            -1,
+            "Infinity",
+            { foo: 1 },
+            { days: 40_000 },
+            { days: 36_501 },
+            "36501 days",
+            "101 years",
+            Number.POSITIVE_INFINITY,
+            null,
+            true,
+            { days: 1, foo: 1 },
+            { days: -1 },
+            { days: Number.NaN },
+            [1e20, 0],
+            [1, 2, 3],
+            "5 dayz",
+            "",
+            Duration.infinity
+          ]
+          for (const ttl of refused) {
+            const e = yield* refusedWithoutWriting(
+              store.append(id, [{ type: "T", payload: 1, ttl: ttl as Duration.Input }], { expectedVersion: 1 })
+            )
+            assert.deepInclude(e, { _tag: "InvalidInputError", operation: "append", field: "events[0].ttl" }, `ttl ${show(ttl)}`)
+          }
+          const e1 = yield* refusedWithoutWriting(
+            store.append(id, [{ type: "T", payload: 1, ttl: "1 hour" }, { type: "T", payload: 2, ttl: 1e20 }], { expectedVersion: 1 })
+          )
+          assert.deepInclude(e1, { _tag: "InvalidInputError", field: "events[1].ttl" })
+          const e2 = yield* refusedWithoutWriting(
+            Accounts.append(id, [EventStore.withOptions(deposit(1), { ttl: {} as Duration.Input })], { expectedVersion: 1 })
+          )
+          assert.deepInclude(e2, { _tag: "InvalidInputError", field: "events[0].ttl" })
+          const e3 = yield* refusedWithoutWriting(
+            EventStore.appendBulk(id, [{ type: "T", payload: 1 }, { type: "T", payload: 2, ttl: Number.NaN }], { expectedVersion: 1 })
+          )
+          assert.deepInclude(e3, { _tag: "InvalidInputError", operation: "appendBulk", field: "events[1].ttl" })
+          // Nothing was broken on the way: the stream takes and gives back events as before.
+          const ok = yield* store.append(id, [{ type: "T", payload: 2, ttl: "30 days" }], { expectedVersion: 1 })
+          assert.strictEqual(ok.version, 2)
+          const read = yield* Stream.runCollect(store.read(id))
+          assert.deepStrictEqual(versions(read), [1, 2])
+          assert.deepStrictEqual(read.map((e) => e.payload), [0, 2])
+          assert.isDefined(read[1]!.expiresAt)
+        })))
+
+      it.live("TTLs from 0 to 100 years are accepted in every form; zero means none", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const accepted: ReadonlyArray<readonly [Duration.Input, number | undefined]> = [
+            ["30 days", 30 * 24 * 3600_000],
+            [{ days: 1 }, 24 * 3600_000],
+            [{ hours: 1, minutes: 30 }, 90 * 60_000],
+            [86_400_000, 86_400_000],
+            [[3600, 0], 3600_000],
+            [Duration.hours(2), 2 * 3600_000],
+            [{ days: 36_500 }, HUNDRED_YEARS],
+            [HUNDRED_YEARS, HUNDRED_YEARS],
+            [0, undefined],
+            ["0 millis", undefined],
+            [Duration.zero, undefined]
+          ]
+          for (const [ttl, ms] of accepted) {
+            const result = yield* store.append(id, [{ type: "T", payload: show(ttl), ttl }], { expectedVersion: "any" })
+            const [read] = yield* store.readLast(id, 1)
+            for (const e of [result.events[0]!, read!]) {
+              if (ms === undefined) {
+                assert.strictEqual(e.expiresAt, undefined, `ttl ${show(ttl)} means no TTL`)
+              } else {
+                const actual = DateTime.toEpochMillis(e.expiresAt!) - DateTime.toEpochMillis(e.recordedAt)
+                assert.isTrue(actual >= ms && actual <= ms + 1000, `ttl ${show(ttl)}: expires ${actual} ms after, expected ${ms}`)
+              }
+            }
+          }
+          assert.strictEqual(yield* store.version(id), accepted.length)
+        })))
+
+      it.live("a store whose defaultTtl is not one does not build", () =>
+        Effect.gen(function*() {
+          for (const defaultTtl of [{}, 1e20, Number.NaN, -1, "forever", { weeks: 6000 }]) {
+            const exit = yield* Effect.exit(
+              EventStore.EventStore.use((s) => s.version("x")).pipe(
+                Effect.provide(makeStore({ defaultTtl: defaultTtl as Duration.Input }))
+              )
+            )
+            assert.isTrue(Exit.isFailure(exit), `a store with defaultTtl ${show(defaultTtl)} was built`)
+            if (Exit.isFailure(exit)) assert.match(Cause.pretty(exit.cause), /defaultTtl/, "the failure names the option")
+          }
+          // A valid default still builds.
+          const ok = yield* EventStore.EventStore.use((s) => s.version("x")).pipe(Effect.provide(makeStore({ defaultTtl: { days: 30 } })))
+          assert.strictEqual(ok, 0)
+        }))
+    })
+
+    describe("keys are well-formed Unicode", () => {
+      /** Lone surrogates: DynamoDB stores UTF-8 and would replace each with U+FFFD. */
+      const loneSurrogateIds = (base: string) =>
+        ["acct-\uD800", "acct-\uDC00", "acct-\uDFFF", `${base}-\uD800`, `\uDBFF${base}`, `${base}-\uDC00\uD800`, `${base}-\uD83D`]
+
+      it.live("a stream id with a lone surrogate is refused by append, appendBulk, read, readLast and version", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const base = streamId("acct")
+          for (const id of loneSurrogateIds(base)) {
+            const label = show(id)
+            const e1 = yield* refusedWithoutWriting(store.append(id, [{ type: "T", payload: 1 }], { expectedVersion: "any" }))
+            assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "append", field: "streamId" }, label)
+            assert.match((e1 as Errors.InvalidInputError).reason, /surrogate/)
+            const e2 = yield* refusedWithoutWriting(EventStore.appendBulk(id, [{ type: "T", payload: 1 }], { expectedVersion: "any" }))
+            assert.deepInclude(e2, { _tag: "InvalidInputError", operation: "appendBulk", field: "streamId" }, label)
+            const e3 = yield* refusedWithoutWriting(Accounts.append(id, [deposit(1)], { expectedVersion: "noStream" }))
+            assert.deepInclude(e3, { _tag: "InvalidInputError", field: "streamId" }, label)
+            const e4 = failure(yield* Effect.exit(Stream.runCollect(store.read(id, { ifMissing: "empty" }))))
+            assert.deepInclude(e4, { _tag: "InvalidInputError", operation: "read", field: "streamId" }, label)
+            const e5 = failure(yield* Effect.exit(store.readLast(id, 1)))
+            assert.deepInclude(e5, { _tag: "InvalidInputError", operation: "readLast", field: "streamId" }, label)
+            const e6 = failure(yield* Effect.exit(store.version(id)))
+            assert.deepInclude(e6, { _tag: "InvalidInputError", operation: "version", field: "streamId" }, label)
+            // What storage would have made of the id is untouched.
+            assert.strictEqual(yield* store.version(id.toWellFormed()), 0, label)
+          }
+        })))
+
+      it.live("an event id or an event type with a lone surrogate is refused", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* store.append(id, [{ type: "T", payload: 0, eventId: "cmd-\uFFFD" }], { expectedVersion: "noStream" })
+          for (const bad of ["cmd-\uD800", "cmd-\uDC00", "\uDFFF"]) {
+            const e1 = yield* refusedWithoutWriting(store.append(id, [{ type: "T", payload: 0, eventId: bad }], { expectedVersion: 0 }))
+            assert.deepInclude(e1, { _tag: "InvalidInputError", field: "events[0].eventId" }, show(bad))
+            const e2 = yield* refusedWithoutWriting(
+              store.append(id, [{ type: "T", payload: 1 }, { type: "T", payload: 2, eventId: bad }], { expectedVersion: 1 })
+            )
+            assert.deepInclude(e2, { _tag: "InvalidInputError", field: "events[1].eventId" }, show(bad))
+            const e3 = yield* refusedWithoutWriting(store.append(id, [{ type: `T${bad}`, payload: 1 }], { expectedVersion: 1 }))
+            assert.deepInclude(e3, { _tag: "InvalidInputError", field: "events[0].type" }, show(bad))
+          }
+          assert.strictEqual(yield* store.version(id), 1)
+        })))
+
+      it.live("well-formed astral ids, event ids and types are accepted and kept apart", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const base = streamId("acct")
+          // U+1F600 and U+1F601 share their high surrogate: only the low one tells them apart.
+          const faces = ["😀", "😁", "\u{1F600}\u{1F600}", "𝒜", "\uFFFD"]
+          for (const [i, face] of faces.entries()) {
+            const result = yield* store.append(`${base}-${face}`, [{ type: `T-${face}`, payload: { i }, eventId: `evt-${face}` }], {
+              expectedVersion: "noStream"
+            })
+            assert.strictEqual(result.version, 1, face)
+          }
+          for (const [i, face] of faces.entries()) {
+            const id = `${base}-${face}`
+            const read = yield* Stream.runCollect(store.read(id))
+            assert.strictEqual(read.length, 1, face)
+            assert.deepInclude(read[0]!, { streamId: id, type: `T-${face}`, eventId: `evt-${face}`, version: 1 })
+            assert.deepStrictEqual(read[0]!.payload, { i })
+            assert.strictEqual(yield* store.version(id), 1)
+            // An exact repeat is recognised with astral ids too.
+            const again = yield* store.append(id, [{ type: `T-${face}`, payload: { i }, eventId: `evt-${face}` }], { expectedVersion: "noStream" })
+            assert.deepStrictEqual(again.events.map((e) => e.eventId), [`evt-${face}`])
+          }
+        })))
+
+      it.live("payloads and metadata with lone surrogates are stored exactly (JSON escapes them)", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const payload = { text: "a\uD800b", list: ["\uDC00", "\uDFFF\uD800"], "\uD800key": 1 }
+          const metadata = { actor: "\uD800", custom: { k: "\uDFFF" } }
+          const first = yield* store.append(id, [{ type: "T", payload, metadata, eventId: "lone" }], { expectedVersion: "noStream" })
+          const [read] = yield* Stream.runCollect(store.read(id))
+          assert.deepStrictEqual(read!.payload, payload)
+          assert.deepStrictEqual(read!.metadata, metadata)
+          const again = yield* store.append(id, [{ type: "T", payload, metadata, eventId: "lone" }], { expectedVersion: "noStream" })
+          assert.deepStrictEqual(again.events.map((e) => e.eventId), first.events.map((e) => e.eventId))
+          const other = yield* refusedWithoutWriting(
+            store.append(id, [{ type: "T", payload: { ...payload, text: "a\uDBFFb" }, metadata, eventId: "lone" }], { expectedVersion: "noStream" })
+          )
+          assert.deepInclude(other, { _tag: "EventIdConflictError", reason: "differentContent" })
+        })))
+    })
+
+    describe("malformed metadata and options are typed errors", () => {
+      it.live("malformed metadata is refused naming the field, writes nothing, never a defect", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* store.append(id, [{ type: "T", payload: 0 }], { expectedVersion: "noStream" })
+          const T = { type: "T", payload: 1 }
+          const cases: ReadonlyArray<readonly [ReadonlyArray<unknown>, unknown, string]> = [
+            [[{ ...T, metadata: null }], undefined, "events[0].metadata"],
+            [[{ ...T, metadata: { custom: null } }], undefined, "events[0].metadata.custom"],
+            [[T], null, "options.metadata"],
+            [[{ ...T, metadata: { tenant: "x" } }], undefined, "events[0].metadata.tenant"],
+            [[{ ...T, metadata: { actor: 5 } }], undefined, "events[0].metadata.actor"],
+            [[{ ...T, metadata: [] }], undefined, "events[0].metadata"],
+            [[{ ...T, metadata: "ada" }], undefined, "events[0].metadata"],
+            [[{ ...T, metadata: new Date(0) }], undefined, "events[0].metadata"],
+            [[{ ...T, metadata: { custom: [] } }], undefined, "events[0].metadata.custom"],
+            [[{ ...T, metadata: { custom: "x" } }], undefined, "events[0].metadata.custom"],
+            [[{ ...T, metadata: { custom: new Map() } }], undefined, "events[0].metadata.custom"],
+            [[{ ...T, metadata: { causationId: null } }], undefined, "events[0].metadata.causationId"],
+            [[T, { ...T, metadata: { correlationId: 1 } }], undefined, "events[1].metadata.correlationId"],
+            [[T], { tenant: "x" }, "options.metadata.tenant"],
+            [[T], { custom: null }, "options.metadata.custom"],
+            [[T], "ada", "options.metadata"]
+          ]
+          for (const [events, metadata, field] of cases) {
+            const options = { expectedVersion: 1, metadata } as EventStore.AppendOptions
+            const e = yield* refusedWithoutWriting(store.append(id, events as ReadonlyArray<EventStore.NewEvent>, options))
+            assert.deepInclude(e, { _tag: "InvalidInputError", operation: "append", field }, show({ events, metadata }))
+            const bulk = yield* refusedWithoutWriting(EventStore.appendBulk(id, events as ReadonlyArray<EventStore.NewEvent>, options))
+            assert.deepInclude(bulk, { _tag: "InvalidInputError", operation: "appendBulk", field }, show({ events, metadata }))
+          }
+          const typed = yield* refusedWithoutWriting(
+            Accounts.append(id, [EventStore.withOptions(deposit(1), { metadata: null as unknown as EventStore.EventMetadata })], {
+              expectedVersion: 1
+            })
+          )
+          assert.deepInclude(typed, { _tag: "InvalidInputError", field: "events[0].metadata" })
+          // Undefined fields are left out, not refused.
+          const ok = yield* store.append(id, [{ ...T, metadata: { actor: undefined, custom: undefined } }], {
+            expectedVersion: 1,
+            metadata: { correlationId: undefined }
+          })
+          assert.deepStrictEqual(ok.events[0]!.metadata, {})
+          const [read] = yield* store.readLast(id, 1)
+          assert.deepStrictEqual(read!.metadata, {})
+        })))
+
+      it.live("read, readLast and version refuse malformed options, before looking for the stream", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          const missing = streamId()
+          yield* store.append(id, range(1, 3).map((n) => ({ type: "T", payload: n })), { expectedVersion: "noStream" })
+          const readCases: ReadonlyArray<readonly [unknown, string]> = [
+            [{ pageSize: Number.MAX_SAFE_INTEGER }, "options.pageSize"],
+            [{ pageSize: 10_001 }, "options.pageSize"],
+            [{ pageSize: 0 }, "options.pageSize"],
+            [{ pageSize: Number.NaN }, "options.pageSize"],
+            [{ consistentRead: "yes" }, "options.consistentRead"],
+            [{ consistentRead: 1 }, "options.consistentRead"],
+            [{ direction: "sideways" }, "options.direction"],
+            [{ limit: 0 }, "options.limit"],
+            [{ limit: 1.5 }, "options.limit"],
+            [{ limit: Number.POSITIVE_INFINITY }, "options.limit"],
+            [{ from: 1.5 }, "options.from"],
+            [{ from: Number.NaN }, "options.from"],
+            [{ from: "1" }, "options.from"],
+            [{ to: Number.MAX_SAFE_INTEGER + 2 }, "options.to"],
+            [{ from: 3, to: 2 }, "options.to"],
+            [{ ifMissing: "maybe" }, "options.ifMissing"],
+            [null, "options"],
+            ["fast", "options"],
+            [5, "options"]
+          ]
+          for (const [options, field] of readCases) {
+            for (const stream of [id, missing]) {
+              const e = failure(yield* Effect.exit(Stream.runCollect(store.read(stream, options as EventStore.ReadOptions))))
+              assert.deepInclude(e, { _tag: "InvalidInputError", operation: "read", field }, `${show(options)} on ${stream === id ? "an existing" : "a missing"} stream`)
+            }
+          }
+          const consistency: ReadonlyArray<readonly [unknown, string]> = [
+            [{ consistentRead: "yes" }, "options.consistentRead"],
+            [{ consistentRead: 1 }, "options.consistentRead"],
+            [{ consistentRead: null }, "options.consistentRead"],
+            [null, "options"],
+            ["x", "options"]
+          ]
+          for (const [options, field] of consistency) {
+            for (const stream of [id, missing]) {
+              const o = options as { readonly consistentRead?: boolean }
+              const e1 = failure(yield* Effect.exit(store.readLast(stream, 2, o)))
+              assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "readLast", field }, show(options))
+              const e2 = failure(yield* Effect.exit(store.version(stream, o)))
+              assert.deepInclude(e2, { _tag: "InvalidInputError", operation: "version", field }, show(options))
+            }
+          }
+          for (const n of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "2", null]) {
+            const e = failure(yield* Effect.exit(store.readLast(missing, n as number)))
+            assert.deepInclude(e, { _tag: "InvalidInputError", operation: "readLast", field: "n" }, show(n))
+          }
+          // The largest values allowed are accepted.
+          assert.deepStrictEqual(versions(yield* Stream.runCollect(store.read(id, { pageSize: 10_000 }))), [1, 2, 3])
+          assert.deepStrictEqual(
+            versions(yield* Stream.runCollect(store.read(id, { from: 1, to: Number.MAX_SAFE_INTEGER, limit: Number.MAX_SAFE_INTEGER }))),
+            [1, 2, 3]
+          )
+          assert.deepStrictEqual(yield* Stream.runCollect(store.read(id, { from: Number.MAX_SAFE_INTEGER })), [])
+          assert.deepStrictEqual(versions(yield* store.readLast(id, Number.MAX_SAFE_INTEGER)), [1, 2, 3])
+          assert.deepStrictEqual(versions(yield* store.readLast(id, 2, { consistentRead: false })), [2, 3])
+          assert.strictEqual(yield* store.version(id, { consistentRead: false }), 3)
+          assert.strictEqual(yield* store.version(id, {}), 3)
+        })))
+    })
+
+    describe("properties: any input gives a result or a typed error, never a defect, and a refusal writes nothing", () => {
+      const APPEND_ERRORS = [
+        "ConflictError",
+        "EventIdConflictError",
+        "InvalidInputError",
+        "EventEncodeError",
+        "EventTooLargeError",
+        "AppendTooLargeError",
+        "StorageError"
+      ]
+      const READ_ERRORS = ["NotFoundError", "InvalidInputError", "StorageError"]
+      /** Valid stream ids of a property run are these, behind a prefix unique to the run. */
+      const SLOTS = ["A", "B", "😀"] as const
+
+      const streamIdArb = weighted<unknown>([6, oneOf(SLOTS)], [2, Arbitrary.schema(Schema.String)], [1, hostile])
+      const validMetadata = weighted<unknown>(
+        [3, Arbitrary.Constant(undefined)],
+        [2, Arbitrary.schema(Schema.Struct({
+          actor: Schema.optional(Schema.String),
+          correlationId: Schema.optional(Schema.String),
+          causationId: Schema.optional(Schema.String),
+          custom: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+        }))]
+      )
+      const validEvent = Arbitrary.all({
+        type: oneOf(["Opened", "Deposited", "Tÿpe-😀"]),
+        payload: Arbitrary.schema(Schema.Unknown),
+        metadata: validMetadata,
+        ttl: weighted<unknown>([4, Arbitrary.Constant(undefined)], [1, oneOf(["30 days", "1 hour", 0, 86_400_000, { days: 1 }, [60, 0]])]),
+        eventId: weighted<unknown>([3, Arbitrary.Constant(undefined)], [2, oneOf(["e-1", "e-2", "e-😀"])])
+      })
+      const EVENT_FIELDS = ["event", "type", "payload", "metadata", "ttl", "eventId"] as const
+      const INPUT_FIELDS = ["streamId", "events", "options", "expectedVersion", "options.metadata", ...EVENT_FIELDS] as const
+      /**
+       * A valid append (any expected version, so some conflict), or one with a single field
+       * replaced by a hostile value (a Schema-generated string or JSON value, or a curiosity).
+       */
+      const appendArb = Arbitrary.map(
+        Arbitrary.all({
+          streamId: weighted<unknown>([3, oneOf(SLOTS)], [1, Arbitrary.schema(Schema.String)]),
+          events: Arbitrary.array(validEvent, { minLength: 1, maxLength: 4 }),
+          options: Arbitrary.all({
+            expectedVersion: oneOf(["any", "any", "any", "noStream", "streamExists", 0, 1, 2, 3]),
+            metadata: weighted<unknown>([3, Arbitrary.Constant(undefined)], [1, validMetadata])
+          }),
+          corruption: weighted<{ readonly field: typeof INPUT_FIELDS[number]; readonly index: number; readonly value: unknown } | undefined>(
+            [3, Arbitrary.Constant(undefined)],
+            [2, Arbitrary.all({ field: oneOf(INPUT_FIELDS), index: oneOf([0, 1, 2, 3]), value: hostile })]
+          )
+        }),
+        ({ corruption, ...input }): { streamId: unknown; events: unknown; options: unknown } => {
+          if (corruption === undefined) return input
+          const { field, value } = corruption
+          switch (field) {
+            case "streamId":
+              return { ...input, streamId: value }
+            case "events":
+              return { ...input, events: value }
+            case "options":
+              return { ...input, options: value }
+            case "expectedVersion":
+              return { ...input, options: { ...input.options, expectedVersion: value } }
+            case "options.metadata":
+              return { ...input, options: { ...input.options, metadata: value } }
+            default: {
+              const events: Array<unknown> = [...input.events]
+              const index = corruption.index % events.length
+              events[index] = field === "event" ? value : { ...input.events[index], [field]: value }
+              return { ...input, events }
+            }
+          }
+        }
+      )
+
+      /**
+       * The append property, for `append` and `appendBulk`: a typed outcome; a refusal stores
+       * nothing; a success stores its events (or nothing for a recognised repeat) where the
+       * result says, as a read shows them.
+       */
+      const appendProperty = (operation: "append" | "appendBulk", runs: number) =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const probe = yield* StoreProbe
+          const prefix = streamId("prop")
+          const keyOf = (s: unknown) => (typeof s === "string" && (SLOTS as ReadonlyArray<string>).includes(s) ? `${prefix}-${s}` : s)
+          const touched = new Set<string>()
+          const tally = new Tally()
+          yield* holds(appendArb, (input) =>
+            Effect.gen(function*() {
+              const id = keyOf(input.streamId) as string
+              const events = input.events as ReadonlyArray<EventStore.NewEvent>
+              const options = input.options as EventStore.AppendOptions
+              const before = yield* probe.countItems
+              const exit = yield* Effect.exit(
+                operation === "append" ? store.append(id, events, options) : EventStore.appendBulk(id, events, options)
+              )
+              const outcome = yield* expectTyped(operation, exit, operation === "append" ? APPEND_ERRORS : [...APPEND_ERRORS, "AppendBulkInterrupted"])
+              tally.record(outcome)
+              const after = yield* probe.countItems
+              if (outcome._tag === "Refused") {
+                return yield* check(after === before, () => `refused with ${outcome.error._tag}, but storage went from ${before} to ${after} items`)
+              }
+              touched.add(id)
+              const result = outcome.value
+              const n = events.length
+              yield* check(result.events.length === n, () => `${n} events appended, ${result.events.length} in the result`)
+              yield* check(
+                after === before + n || (after === before && events.every((e) => typeof e.eventId === "string")),
+                () => `${n} events appended, but storage went from ${before} to ${after} items`
+              )
+              const expectedVersions = range(result.version - n + 1, result.version)
+              yield* check(show(result.events.map((e) => e.version)) === show(expectedVersions), () => `result versions ${show(result.events.map((e) => e.version))}`)
+              const readExit = yield* Effect.exit(Stream.runCollect(store.read(id, { from: result.version - n + 1, to: result.version })))
+              const read = yield* expectTyped("read after append", readExit, [])
+              if (read._tag !== "Success") return
+              yield* check(
+                show(read.value.map((e) => [e.version, e.eventId, e.type])) === show(result.events.map((e) => [e.version, e.eventId, e.type])),
+                () => `the result ${show(result.events)} is not what is stored: ${show(read.value)}`
+              )
+            }), { runs })
+          // Whatever happened, every stream is gap-free and storage holds exactly the streams' events.
+          let total = 0
+          for (const id of touched) {
+            const all = yield* Stream.runCollect(store.read(id))
+            assert.deepStrictEqual(versions(all), range(1, all.length), `stream ${show(id)} has gaps`)
+            assert.strictEqual(yield* store.version(id), all.length)
+            total += all.length
+          }
+          assert.strictEqual(yield* probe.countItems, total, "storage holds events outside the streams appended to")
+          tally.assertMixed(5)
+        }))
+
+      it.live("append (60 generated cases)", () => appendProperty("append", 60))
+
+      it.live("EventStore.appendBulk (40 generated cases)", () => appendProperty("appendBulk", 40))
+
+      it.live("read, readLast and version (60 generated cases): typed outcomes that match the stored streams", () =>
+        run(Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const probe = yield* StoreProbe
+          const prefix = streamId("prop")
+          const lengths = new Map<string, number>([[`${prefix}-A`, 5], [`${prefix}-B`, 1]])
+          for (const [id, n] of lengths) yield* store.append(id, range(1, n).map((i) => ({ type: "T", payload: i })), { expectedVersion: "noStream" })
+          const stored = yield* probe.countItems
+          const keyOf = (s: unknown) => (typeof s === "string" && (SLOTS as ReadonlyArray<string>).includes(s) ? `${prefix}-${s}` : s)
+
+          // An oracle written independently of the library's Schemas.
+          const isKey = (u: unknown): u is string =>
+            typeof u === "string" && u.length > 0 && u.isWellFormed() && Buffer.byteLength(u, "utf8") <= 1024
+          const isPositive = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 1
+          const optional = (u: unknown, valid: (v: unknown) => boolean) => u === undefined || valid(u)
+          const isPlain = (u: unknown): u is Record<string, unknown> =>
+            typeof u === "object" && u !== null && !Array.isArray(u) && Object.getPrototypeOf(u) === Object.prototype
+          const validReadOptions = (o: unknown) =>
+            o === undefined || (isPlain(o) &&
+              optional(o.from, isPositive) && optional(o.to, isPositive) && optional(o.limit, isPositive) &&
+              optional(o.pageSize, (v) => isPositive(v) && v <= 10_000) &&
+              optional(o.direction, (v) => v === "forward" || v === "backward") &&
+              optional(o.consistentRead, (v) => typeof v === "boolean") &&
+              optional(o.ifMissing, (v) => v === "fail" || v === "empty") &&
+              (o.from === undefined || o.to === undefined || (o.to as number) >= (o.from as number)))
+          const validConsistency = (o: unknown) =>
+            o === undefined || (isPlain(o) && optional(o.consistentRead, (v) => typeof v === "boolean"))
+          const sorts = (o: unknown) => isPlain(o) && Object.keys(o).every((k) => ["from", "to", "limit", "pageSize", "direction", "consistentRead", "ifMissing"].includes(k))
+
+          const positive = weighted<unknown>(
+            [4, Arbitrary.Constant(undefined)],
+            [4, oneOf([1, 2, 3, 5, 6, 10_000, Number.MAX_SAFE_INTEGER])],
+            [1, Arbitrary.schema(Schema.Number)],
+            [1, hostile]
+          )
+          const choice = (values: ReadonlyArray<unknown>) => weighted<unknown>([5, oneOf(values)], [1, hostile])
+          const readOptions = weighted<unknown>(
+            [2, Arbitrary.Constant(undefined)],
+            [8, Arbitrary.all({
+              from: positive,
+              to: positive,
+              limit: positive,
+              pageSize: positive,
+              direction: choice([undefined, "forward", "backward"]),
+              consistentRead: choice([undefined, true, false]),
+              ifMissing: choice([undefined, "fail", "empty"])
+            })],
+            [1, hostile]
+          )
+          const consistency = weighted<unknown>(
+            [3, Arbitrary.Constant(undefined)],
+            [4, Arbitrary.all({ consistentRead: choice([undefined, true, false]) })],
+            [1, hostile]
+          )
+          const arb = Arbitrary.all({
+            operation: oneOf(["read", "readLast", "version"] as const),
+            streamId: streamIdArb,
+            n: positive,
+            readOptions,
+            consistency
+          })
+          const tally = new Tally()
+          yield* holds(arb, (input) =>
+            Effect.gen(function*() {
+              const id = keyOf(input.streamId)
+              const length = typeof id === "string" ? lengths.get(id) ?? 0 : 0
+              let outcome:
+                | { readonly _tag: "Success"; readonly value: unknown }
+                | { readonly _tag: "Refused"; readonly error: { readonly _tag: string; readonly message: string } }
+              let valid: boolean
+              // Computed only once the store accepted the input (then its fields are sane).
+              let expected: () => ReadonlyArray<number> | number | "NotFound"
+              if (input.operation === "read") {
+                const o = input.readOptions as EventStore.ReadOptions | undefined
+                valid = isKey(id) && validReadOptions(o) && (o === undefined || sorts(o))
+                expected = () => {
+                  if (length === 0 && o?.ifMissing !== "empty") return "NotFound"
+                  const selected = range(o?.from ?? 1, Math.min(o?.to ?? length, length))
+                  const ordered = o?.direction === "backward" ? selected.reverse() : selected
+                  return ordered.slice(0, o?.limit ?? ordered.length)
+                }
+                const r = yield* expectTyped("read", yield* Effect.exit(Stream.runCollect(store.read(id as string, o))), READ_ERRORS)
+                outcome = r._tag === "Success" ? { _tag: "Success", value: versions(r.value) } : r
+              } else if (input.operation === "readLast") {
+                const o = input.consistency as { readonly consistentRead?: boolean } | undefined
+                valid = isKey(id) && isPositive(input.n) && validConsistency(o) && (o === undefined || Object.keys(o).every((k) => k === "consistentRead"))
+                expected = () => (length === 0 ? "NotFound" : range(Math.max(1, length - (input.n as number) + 1), length))
+                const r = yield* expectTyped("readLast", yield* Effect.exit(store.readLast(id as string, input.n as number, o)), READ_ERRORS)
+                outcome = r._tag === "Success" ? { _tag: "Success", value: versions(r.value) } : r
+              } else {
+                const o = input.consistency as { readonly consistentRead?: boolean } | undefined
+                valid = isKey(id) && validConsistency(o) && (o === undefined || Object.keys(o).every((k) => k === "consistentRead"))
+                expected = () => length
+                outcome = yield* expectTyped("version", yield* Effect.exit(store.version(id as string, o)), ["InvalidInputError", "StorageError"])
+              }
+              tally.record(outcome)
+              yield* check((yield* probe.countItems) === stored, () => "a read changed storage")
+              if (outcome._tag === "Refused") {
+                if (outcome.error._tag === "NotFoundError") {
+                  return yield* check(isKey(id) && expected() === "NotFound", () => `NotFoundError, but the stream has ${length} events`)
+                }
+                // Objects with unknown extra keys may be refused or accepted; anything the oracle calls valid must not be refused.
+                return yield* check(!valid, () => `valid input refused: ${outcome.error.message}`)
+              }
+              const value = outcome.value
+              yield* check(show(value) === show(expected()), () => `got ${show(value)}, expected ${show(expected())}`)
+            }), { runs: 60 })
+          tally.assertMixed(5)
         })))
     })
   })

@@ -4,9 +4,10 @@
  * implementation passes when all of it passes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Arbitrary, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { ReadModel } from "../../src/index.js"
 import { failure, range } from "../utils.js"
+import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 /**
  * A fault to inject into one storage request, in storage-independent terms:
@@ -779,6 +780,278 @@ export const readModelConformance = (name: string, makeStore: MakeStore, options
           assert.deepStrictEqual(yield* uow.pendingOperations, [])
           const stored = yield* rows(uow.name)
           assert.deepStrictEqual(stored.map((r) => JSON.parse(r.data!).count), range(1, 50).map(() => 2))
+        })))
+    })
+
+    describe("keys are well-formed Unicode; options and properties", () => {
+      const loneSurrogates = ["u-\uD800", "u-\uDC00", "\uDFFF", "u-\uDC00\uD800", "u-\uD83D"]
+
+      it.live("model ids with a lone surrogate are refused by every operation and send nothing", () =>
+        run(Effect.gen(function*() {
+          const users = yield* repo()
+          const uow = yield* deferredRepo()
+          const byKey = yield* ReadModel.repository(repoName(), Schema.Struct({ key: Schema.String }), { idOf: (m) => m.key })
+          for (const id of loneSurrogates) {
+            const label = JSON.stringify(id)
+            const e1 = yield* refusedWithoutRequest(users.save(item(id)))
+            assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "save", field: "id" }, label)
+            assert.match((e1 as { readonly reason: string }).reason, /surrogate/)
+            const e2 = yield* refusedWithoutRequest(users.find(id))
+            assert.deepInclude(e2, { _tag: "InvalidInputError", operation: "find", field: "id" }, label)
+            const e3 = yield* refusedWithoutRequest(users.get(id))
+            assert.deepInclude(e3, { _tag: "InvalidInputError", field: "id" }, label)
+            const e4 = yield* refusedWithoutRequest(users.remove(id))
+            assert.deepInclude(e4, { _tag: "InvalidInputError", operation: "remove", field: "id" }, label)
+            const e5 = yield* refusedWithoutRequest(users.findBy({ id }))
+            assert.deepInclude(e5, { _tag: "InvalidInputError", operation: "findBy", field: "criteria.id" }, label)
+            const e6 = yield* refusedWithoutRequest(users.findBy({ id: ["ok", id] }))
+            assert.deepInclude(e6, { _tag: "InvalidInputError", field: "criteria.id[1]" }, label)
+            const e7 = yield* refusedWithoutRequest(uow.save(item(id)))
+            assert.deepInclude(e7, { _tag: "InvalidInputError", field: "id" }, label)
+            const e8 = yield* refusedWithoutRequest(uow.remove(id))
+            assert.deepInclude(e8, { _tag: "InvalidInputError", field: "id" }, label)
+            const e9 = yield* refusedWithoutRequest(uow.find(id))
+            assert.deepInclude(e9, { _tag: "InvalidInputError", field: "id" }, label)
+            const e10 = yield* refusedWithoutRequest(byKey.save({ key: id }))
+            assert.deepInclude(e10, { _tag: "InvalidInputError", operation: "save", field: "id" }, label)
+            // What storage would have made of the id holds nothing.
+            assert.isTrue(Option.isNone(yield* users.find(id.toWellFormed())), label)
+          }
+          assert.deepStrictEqual(yield* uow.pendingOperations, [])
+          yield* reset
+          assert.deepStrictEqual(yield* uow.flush, { saved: 0, removed: 0, unchanged: 0, requests: 0 })
+          assert.deepStrictEqual(yield* rows(users.name), [])
+          assert.deepStrictEqual(yield* rows(uow.name), [])
+          // Well-formed astral ids that differ only in their low surrogate are kept apart.
+          yield* users.save(item("u-😀", { count: 1 }))
+          yield* users.save(item("u-😁", { count: 2 }))
+          assert.strictEqual(Option.getOrThrow(yield* users.find("u-😀")).count, 1)
+          assert.strictEqual(Option.getOrThrow(yield* users.find("u-😁")).count, 2)
+          assert.deepStrictEqual(ids(yield* users.findBy({ id: ["u-😁", "u-😀"] })), ["u-😁", "u-😀"])
+          assert.deepStrictEqual(ids(yield* rows(users.name)).sort(), ["u-😀", "u-😁"])
+        })))
+
+      it.live("repository names with a lone surrogate are refused; well-formed astral names are kept apart", () =>
+        run(Effect.gen(function*() {
+          const base = repoName()
+          for (const name of [`${base}-\uD800`, `${base}-\uDC00`, `\uDFFF${base}`, `${base}-\uDC00\uD800`]) {
+            const e1 = failure(yield* Effect.exit(ReadModel.repository(name, Item)))
+            assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "create", field: "name" }, JSON.stringify(name))
+            assert.match((e1 as { readonly reason: string }).reason, /surrogate/)
+            const e2 = failure(yield* Effect.exit(ReadModel.deferred(name, Item)))
+            assert.deepInclude(e2, { _tag: "InvalidInputError", operation: "create", field: "name" }, JSON.stringify(name))
+          }
+          const a = yield* ReadModel.repository(`${base}-😀`, Item)
+          const b = yield* ReadModel.repository(`${base}-😁`, Item)
+          yield* a.save(item("x", { count: 1 }))
+          yield* b.save(item("x", { count: 2 }))
+          assert.strictEqual(Option.getOrThrow(yield* a.find("x")).count, 1)
+          assert.strictEqual(Option.getOrThrow(yield* b.find("x")).count, 2)
+          assert.deepStrictEqual(ids(yield* Stream.runCollect(a.findAll())), ["x"])
+        })))
+
+      it.live("malformed repository options and findBy criteria are typed errors naming the field", () =>
+        run(Effect.gen(function*() {
+          const cases: ReadonlyArray<readonly [unknown, string]> = [
+            [{ pageSize: 0 }, "options.pageSize"],
+            [{ pageSize: 10_001 }, "options.pageSize"],
+            [{ pageSize: Number.MAX_SAFE_INTEGER }, "options.pageSize"],
+            [{ pageSize: 1.5 }, "options.pageSize"],
+            [{ pageSize: "10" }, "options.pageSize"],
+            [{ consistentRead: "yes" }, "options.consistentRead"],
+            [{ idOf: "id" }, "options.idOf"],
+            [{ modelName: 5 }, "options.modelName"],
+            [null, "options"],
+            ["x", "options"]
+          ]
+          for (const [options, field] of cases) {
+            const o = options as ReadModel.RepositoryOptions<Item>
+            const e1 = failure(yield* Effect.exit(ReadModel.repository(repoName(), Item, o)))
+            assert.deepInclude(e1, { _tag: "InvalidInputError", operation: "create", field }, JSON.stringify(options))
+            const e2 = failure(yield* Effect.exit(ReadModel.deferred(repoName(), Item, o)))
+            assert.deepInclude(e2, { _tag: "InvalidInputError", operation: "create", field }, JSON.stringify(options))
+          }
+          const users = yield* repo("pages", { pageSize: 10_000, consistentRead: true })
+          yield* users.save(item("a"))
+          assert.deepStrictEqual(ids(yield* Stream.runCollect(users.findAll())), ["a"])
+          for (
+            const [criteria, field] of [
+              ["x", "criteria"],
+              [{ id: 5 }, "criteria.id"],
+              [{ id: null }, "criteria.id"],
+              [{ id: [1] }, "criteria.id[0]"],
+              [{ id: ["a", ""] }, "criteria.id[1]"]
+            ] as const
+          ) {
+            const e = yield* refusedWithoutRequest(users.findBy(criteria as unknown as ReadModel.Criteria<Item>))
+            assert.deepInclude(e, { _tag: "InvalidInputError", operation: "findBy", field }, JSON.stringify(criteria))
+          }
+        })))
+
+      const SLOTS = ["a", "b", "😀", "😁"] as const
+      const idArb = weighted<unknown>([4, oneOf(SLOTS)], [1, Arbitrary.schema(Schema.String)])
+      const validItem = Arbitrary.all({
+        id: idArb,
+        name: Arbitrary.schema(Schema.String),
+        tags: Arbitrary.schema(Schema.Array(Schema.String)),
+        count: Arbitrary.schema(Schema.Number),
+        since: weighted<Date | undefined>([3, Arbitrary.Constant(undefined)], [1, Arbitrary.Constant(new Date(1_700_000_000_000))])
+      })
+      const ITEM_FIELDS = ["model", "id", "name", "tags", "count", "since"] as const
+      /** A model that matches the Schema, or one with a single field replaced by a hostile value. */
+      const modelArb = Arbitrary.map(
+        Arbitrary.all({
+          model: validItem,
+          corruption: weighted<{ readonly field: typeof ITEM_FIELDS[number]; readonly value: unknown } | undefined>(
+            [3, Arbitrary.Constant(undefined)],
+            [1, Arbitrary.all({ field: oneOf(ITEM_FIELDS), value: hostile })]
+          )
+        }),
+        ({ corruption, model }): unknown =>
+          corruption === undefined ? model : corruption.field === "model" ? corruption.value : { ...model, [corruption.field]: corruption.value }
+      )
+      const anyId = weighted<unknown>([5, idArb], [1, hostile])
+      const criteriaArb = weighted<unknown>(
+        [3, Arbitrary.all({ id: anyId })],
+        [2, Arbitrary.all({ id: Arbitrary.array(anyId, { maxLength: 4 }) })],
+        [1, Arbitrary.all({ name: Arbitrary.schema(Schema.String) })],
+        [1, Arbitrary.all({ tags: Arbitrary.schema(Schema.String), count: Arbitrary.schema(Schema.Number) })],
+        [1, hostile]
+      )
+      const isKey = (u: unknown): u is string =>
+        typeof u === "string" && u.length > 0 && u.isWellFormed() && Buffer.byteLength(u, "utf8") <= 1024
+      const storedIds = (name: string) => rows(name).pipe(Effect.map((stored) => stored.map((r) => r.id).sort()))
+      const sorted = (set: ReadonlySet<string>) => [...set].sort()
+
+      it.live("property (50 generated cases): save, find, get, findBy and remove give a result or a typed error, never a defect; a refusal sends nothing", () =>
+        run(Effect.gen(function*() {
+          const users = yield* repo()
+          const arb = Arbitrary.all({
+            operation: oneOf(["save", "save", "find", "get", "findBy", "remove"] as const),
+            model: modelArb,
+            id: anyId,
+            criteria: criteriaArb
+          })
+          // What the partition holds, as the successful operations say.
+          const model = new Set<string>()
+          const tally = new Tally()
+          const SAVE = ["InvalidInputError", "ReadModelEncodeError", "ReadModelTooLargeError", "StorageError"]
+          const READ = ["InvalidInputError", "StorageError"]
+          yield* holds(arb, (input) =>
+            Effect.gen(function*() {
+              yield* reset
+              let outcome
+              switch (input.operation) {
+                case "save": {
+                  outcome = yield* expectTyped("save", yield* Effect.exit(users.save(input.model as Item)), SAVE)
+                  if (outcome._tag === "Success") model.add((input.model as Item).id)
+                  break
+                }
+                case "find": {
+                  const found = yield* expectTyped("find", yield* Effect.exit(users.find(input.id as string)), READ)
+                  if (found._tag === "Success") {
+                    const id = input.id as string
+                    yield* check(Option.isSome(found.value) === model.has(id), () => `find(${show(id)}) gave ${show(found.value)}`)
+                    if (Option.isSome(found.value)) yield* check(found.value.value.id === id, () => `find(${show(id)}) gave ${show(found.value)}`)
+                  }
+                  outcome = found
+                  break
+                }
+                case "get": {
+                  const got = yield* expectTyped("get", yield* Effect.exit(users.get(input.id as string)), [...READ, "NotFoundError"])
+                  const id = input.id as string
+                  if (got._tag === "Success") yield* check(model.has(id) && got.value.id === id, () => `get(${show(id)}) gave ${show(got.value)}`)
+                  else if (got.error._tag === "NotFoundError") yield* check(isKey(id) && !model.has(id), () => `get(${show(id)}): NotFoundError`)
+                  outcome = got
+                  break
+                }
+                case "findBy": {
+                  const criteria = input.criteria as ReadModel.Criteria<Item>
+                  const found = yield* expectTyped("findBy", yield* Effect.exit(users.findBy(criteria)), [...READ, "UnresolvedIdsError"])
+                  if (found._tag === "Success" && typeof criteria === "object" && criteria !== null && Object.keys(criteria).length === 1 && "id" in criteria) {
+                    const wanted = [...new Set(Array.isArray(criteria.id) ? criteria.id : [criteria.id])] as Array<string>
+                    yield* check(
+                      show(ids(found.value)) === show(wanted.filter((id) => model.has(id))),
+                      () => `findBy(${show(criteria)}) gave ${show(ids(found.value))}`
+                    )
+                  }
+                  outcome = found
+                  break
+                }
+                case "remove": {
+                  outcome = yield* expectTyped("remove", yield* Effect.exit(users.remove(input.id as string)), ["InvalidInputError", "StorageError"])
+                  if (outcome._tag === "Success") model.delete(input.id as string)
+                  break
+                }
+              }
+              tally.record(outcome)
+              if (outcome._tag === "Refused" && outcome.error._tag === "InvalidInputError" || outcome._tag === "Refused" && outcome.error._tag.endsWith("EncodeError") ||
+                outcome._tag === "Refused" && outcome.error._tag === "ReadModelTooLargeError") {
+                const sent = yield* ops
+                yield* check(sent.length === 0, () => `refused with ${outcome.error._tag}, but ${show(sent)} reached storage`)
+              }
+              const stored = yield* storedIds(users.name)
+              yield* check(show(stored) === show(sorted(model)), () => `storage holds ${show(stored)}, the operations say ${show(sorted(model))}`)
+            }), { runs: 50 })
+          tally.assertMixed(5)
+        })))
+
+      it.live("property (40 generated units of work): deferred save and remove stage without a request or are refused without staging; flush writes exactly what was staged", () =>
+        run(Effect.gen(function*() {
+          const name = repoName()
+          const immediate = yield* ReadModel.repository(name, Item)
+          const step = weighted<{ readonly _tag: "save"; readonly model: unknown } | { readonly _tag: "remove"; readonly id: unknown }>(
+            [3, Arbitrary.map(modelArb, (model) => ({ _tag: "save" as const, model }))],
+            [1, Arbitrary.map(anyId, (id) => ({ _tag: "remove" as const, id }))]
+          )
+          const arb = Arbitrary.all({
+            steps: Arbitrary.array(step, { minLength: 1, maxLength: 6 }),
+            options: weighted<unknown>(
+              [6, Arbitrary.Constant(undefined)],
+              [1, Arbitrary.all({ pageSize: oneOf([1, 2, 10_000]) })],
+              [1, hostile]
+            )
+          })
+          const model = new Set<string>()
+          const tally = new Tally()
+          yield* holds(arb, (input) =>
+            Effect.gen(function*() {
+              const created = yield* expectTyped(
+                "deferred",
+                yield* Effect.exit(ReadModel.deferred(name, Item, input.options as ReadModel.RepositoryOptions<Item>)),
+                ["InvalidInputError"]
+              )
+              if (created._tag === "Refused") return tally.record(created)
+              const uow = created.value
+              const expected = new Set(model)
+              yield* reset
+              for (const s of input.steps) {
+                const before = show(yield* uow.pendingOperations)
+                const outcome = s._tag === "save"
+                  ? yield* expectTyped("deferred save", yield* Effect.exit(uow.save(s.model as Item)), ["InvalidInputError", "ReadModelEncodeError", "ReadModelTooLargeError"])
+                  : yield* expectTyped("deferred remove", yield* Effect.exit(uow.remove(s.id as string)), ["InvalidInputError"])
+                tally.record(outcome)
+                if (outcome._tag === "Refused") {
+                  const after = show(yield* uow.pendingOperations)
+                  yield* check(after === before, () => `refused with ${outcome.error._tag}, but the pending operations changed`)
+                } else if (s._tag === "save") expected.add((s.model as Item).id)
+                else expected.delete(s.id as string)
+              }
+              const sent = yield* ops
+              yield* check(sent.length === 0, () => `staging sent ${show(sent)}`)
+              const flushed = yield* expectTyped("flush", yield* Effect.exit(uow.flush), [])
+              if (flushed._tag !== "Success") return
+              yield* check((yield* uow.pendingOperations).length === 0, () => "operations still pending after a successful flush")
+              model.clear()
+              for (const id of expected) model.add(id)
+              const stored = yield* storedIds(name)
+              yield* check(show(stored) === show(sorted(model)), () => `storage holds ${show(stored)}, the unit of work staged ${show(sorted(model))}`)
+              for (const id of model) {
+                const found = yield* immediate.find(id)
+                yield* check(Option.isSome(found), () => `${show(id)} was flushed but is not found`)
+              }
+            }), { runs: 40 })
+          tally.assertMixed(5)
         })))
     })
   })
