@@ -9,7 +9,8 @@ const src = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import
  */
 export const alias = [
   { find: /^@dynamo-es\/core$/, replacement: src("core/src/index.ts") },
-  { find: /^@dynamo-es\/core\/test\/(.*)$/, replacement: src("core/test/$1.ts") },
+  { find: /^@dynamo-es\/core\/testing$/, replacement: src("core/testing/index.ts") },
+  { find: /^@dynamo-es\/core\/testing\/(.*)$/, replacement: src("core/testing/$1.ts") },
   { find: /^@dynamo-es\/dynamodb$/, replacement: src("dynamodb/src/index.ts") },
   { find: /^@dynamo-es\/dynamodb-local$/, replacement: src("dynamodb-local/src/index.ts") },
   { find: /^@dynamo-es\/dynamodb-local\/globalSetup$/, replacement: src("dynamodb-local/src/globalSetup.ts") }

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { Aggregate, Errors, EventStore, SnapshotStore } from "../src/index.js"
+import * as DeciderTest from "../testing/DeciderTest.js"
 import {
   AccountEvent,
   AccountState,
@@ -9,7 +10,7 @@ import {
   InsufficientFunds,
   makeAccount,
   NotOpen
-} from "./conformance/AggregateConformance.js"
+} from "../testing/AggregateConformance.js"
 
 aggregateConformance("in-memory", () => Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
 
@@ -19,36 +20,36 @@ describe("Aggregate", () => {
   const deposited = (amount: number) => ({ _tag: "Deposited", amount }) as const
 
   it.effect("given/when/then: events", () =>
-    Aggregate.given(Account, [opened, deposited(10)])
+    DeciderTest.given(Account, [opened, deposited(10)])
       .when({ _tag: "Withdraw", amount: 4 })
       .then([{ _tag: "Withdrawn", amount: 4 }]))
 
   it.effect("given/when/then: errors, by value or predicate", () =>
     Effect.gen(function*() {
-      yield* Aggregate.given(Account, [opened, deposited(10)])
+      yield* DeciderTest.given(Account, [opened, deposited(10)])
         .when({ _tag: "Withdraw", amount: 50 })
         .thenFails(new InsufficientFunds({ balance: 10, requested: 50 }))
-      yield* Aggregate.given(Account, []).when({ _tag: "Deposit", amount: 1 }).thenFails((e) => e._tag === "NotOpen")
+      yield* DeciderTest.given(Account, []).when({ _tag: "Deposit", amount: 1 }).thenFails((e) => e._tag === "NotOpen")
     }))
 
   it.effect("given/when/then fails with a readable message when the expectation does not hold", () =>
     Effect.gen(function*() {
       const wrongEvents = yield* Effect.exit(
-        Aggregate.given(Account, [opened]).when({ _tag: "Deposit", amount: 1 }).then([deposited(2)])
+        DeciderTest.given(Account, [opened]).when({ _tag: "Deposit", amount: 1 }).then([deposited(2)])
       )
       assert.isTrue(Exit.isFailure(wrongEvents))
       const error = Exit.isFailure(wrongEvents) ? String(wrongEvents.cause) : ""
       assert.match(error, /"amount":2/)
       assert.match(error, /"amount":1/)
       const wrongError = yield* Effect.exit(
-        Aggregate.given(Account, [opened]).when({ _tag: "Withdraw", amount: 5 }).thenFails(new NotOpen())
+        DeciderTest.given(Account, [opened]).when({ _tag: "Withdraw", amount: 5 }).thenFails(new NotOpen())
       )
       assert.isTrue(Exit.isFailure(wrongError))
       const noError = yield* Effect.exit(
-        Aggregate.given(Account, [opened]).when({ _tag: "Deposit", amount: 5 }).thenFails(new NotOpen())
+        DeciderTest.given(Account, [opened]).when({ _tag: "Deposit", amount: 5 }).thenFails(new NotOpen())
       )
       assert.isTrue(Exit.isFailure(noError))
-      const result = yield* Aggregate.given(Account, [opened]).when({ _tag: "Deposit", amount: 5 }).result
+      const result = yield* DeciderTest.given(Account, [opened]).when({ _tag: "Deposit", amount: 5 }).result
       assert.deepStrictEqual(result.state, { open: true, balance: 5, events: 2 })
     }))
 

@@ -1,6 +1,6 @@
 import { Context, Effect, Layer } from "effect"
 import { EventStore } from "../src/index.js"
-import { eventStoreConformance, StoreProbe } from "./conformance/EventStoreConformance.js"
+import { eventStoreConformance, StoreProbe } from "../testing/EventStoreConformance.js"
 
 eventStoreConformance("in-memory", (options) =>
   Layer.effectContext(Effect.gen(function*() {

@@ -1,6 +1,6 @@
 import { Context, Effect, Layer } from "effect"
 import { Errors, ReadModel } from "../src/index.js"
-import { ReadModelProbe, readModelConformance } from "./conformance/ReadModelConformance.js"
+import { ReadModelProbe, readModelConformance } from "../testing/ReadModelConformance.js"
 
 readModelConformance("in-memory", (options) =>
   Layer.effectContext(Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { SnapshotStore } from "../src/index.js"
-import { snapshotStoreConformance } from "./conformance/SnapshotStoreConformance.js"
+import { snapshotStoreConformance } from "../testing/SnapshotStoreConformance.js"
 
 snapshotStoreConformance("in-memory", (options) =>
   options === undefined ? SnapshotStore.layerMemory : SnapshotStore.layerMemoryWith(options))

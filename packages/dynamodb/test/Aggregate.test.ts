@@ -1,4 +1,4 @@
-import { aggregateConformance } from "@dynamo-es/core/test/conformance/AggregateConformance"
+import { aggregateConformance } from "@dynamo-es/core/testing/AggregateConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Layer } from "effect"
 import { DynamoSnapshotStore } from "../src/index.js"

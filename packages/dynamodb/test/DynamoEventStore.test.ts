@@ -1,12 +1,12 @@
 import { DescribeTimeToLiveCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@dynamo-es/core"
-import { Accounts, eventStoreConformance, streamId, type TestEvent } from "@dynamo-es/core/test/conformance/EventStoreConformance"
+import { Accounts, eventStoreConformance, streamId, type TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Schedule, Stream } from "effect"
 import { DynamoClient, DynamoEventStore, Tables } from "../src/index.js"
 import { instrumentedClient, makeStoreLayer, sdkError } from "./helpers.js"
-import { failure as fail, range } from "@dynamo-es/core/test/utils"
+import { failure as fail, range } from "@dynamo-es/core/testing/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))

@@ -1,13 +1,13 @@
 import { DescribeTableCommand, GetItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { ReadModel } from "@dynamo-es/core"
-import { Item, item, readModelConformance, repoName } from "@dynamo-es/core/test/conformance/ReadModelConformance"
+import { Item, item, readModelConformance, repoName } from "@dynamo-es/core/testing/ReadModelConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import { DynamoReadModelStore, Tables } from "../src/index.js"
 import { sdkError } from "./helpers.js"
 import { makeReadModelEnv, readModelStoreLayer } from "./readModelHelpers.js"
-import { failure as fail, range } from "@dynamo-es/core/test/utils"
+import { failure as fail, range } from "@dynamo-es/core/testing/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))

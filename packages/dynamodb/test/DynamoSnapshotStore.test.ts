@@ -1,12 +1,12 @@
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { SnapshotStore } from "@dynamo-es/core"
-import { snapshotStoreConformance, stringOfJsonBytes } from "@dynamo-es/core/test/conformance/SnapshotStoreConformance"
+import { snapshotStoreConformance, stringOfJsonBytes } from "@dynamo-es/core/testing/SnapshotStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { ConfigProvider, Effect, Exit, Layer, Option, Schedule } from "effect"
 import { DynamoClient, DynamoSnapshotStore, Tables } from "../src/index.js"
 import { countItems, instrumentedClient, sdkError } from "./helpers.js"
-import { failure as fail } from "@dynamo-es/core/test/utils"
+import { failure as fail } from "@dynamo-es/core/testing/utils"
 
 const local = DynamoDBLocal.layer()
 const client = Fixtures.layerClientFor().pipe(Layer.provide(local))

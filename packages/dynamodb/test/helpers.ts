@@ -1,6 +1,6 @@
 import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb"
 import type { EventStore } from "@dynamo-es/core"
-import { StoreProbe } from "@dynamo-es/core/test/conformance/EventStoreConformance"
+import { StoreProbe } from "@dynamo-es/core/testing/EventStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Layer } from "effect"
 import { DynamoClient, DynamoEventStore, Tables } from "../src/index.js"

@@ -15,7 +15,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { ReadModel } from "@dynamo-es/core"
-import { type Fault, ReadModelProbe } from "@dynamo-es/core/test/conformance/ReadModelConformance"
+import { type Fault, ReadModelProbe } from "@dynamo-es/core/testing/ReadModelConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Context, Effect, Layer, Schedule } from "effect"
 import { DynamoClient, DynamoReadModelStore } from "../src/index.js"

@@ -4,8 +4,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
-import { Aggregate, EventStore, SnapshotStore } from "../../src/index.js"
-import { failure } from "../utils.js"
+import { Aggregate, EventStore, SnapshotStore } from "../src/index.js"
+import { failure } from "./utils.js"
 
 export const Opened = Schema.TaggedStruct("Opened", { owner: Schema.String })
 export const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite })

@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Cause, Context, DateTime, Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
-import { Errors, EventStore } from "../../src/index.js"
-import { failure, range } from "../utils.js"
+import { Errors, EventStore } from "../src/index.js"
+import { failure, range } from "./utils.js"
 import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 /**

@@ -3,8 +3,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, DateTime, Effect, Exit, Layer, Option, Schema } from "effect"
-import { SnapshotStore } from "../../src/index.js"
-import { failure } from "../utils.js"
+import { SnapshotStore } from "../src/index.js"
+import { failure } from "./utils.js"
 import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 export type MakeSnapshotStore = (options?: SnapshotStore.SnapshotStoreOptions) => Layer.Layer<SnapshotStore.SnapshotStore, unknown>

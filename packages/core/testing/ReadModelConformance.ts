@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
-import { ReadModel } from "../../src/index.js"
-import { failure, range } from "../utils.js"
+import { ReadModel } from "../src/index.js"
+import { failure, range } from "./utils.js"
 import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 /**

@@ -1,0 +1,20 @@
+/**
+ * `@dynamo-es/core/testing`: what you need to test your own code and your own drivers.
+ *
+ * - `DeciderTest.given(aggregate, history).when(command).then(events)`: deciders without storage;
+ * - the conformance suites of every service (`EventStoreConformance.eventStoreConformance(name,
+ *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`):
+ *   run them against your own implementation, as this repository does against the memory and
+ *   DynamoDB ones. They are Vitest suites (`vitest` and `@effect/vitest` are optional peer
+ *   dependencies of `@dynamo-es/core`, needed only here).
+ *
+ * Each module is also importable alone: `@dynamo-es/core/testing/EventStoreConformance`.
+ *
+ * @since 0.2.0
+ */
+export * as AggregateConformance from "./AggregateConformance.js"
+export * as DeciderTest from "./DeciderTest.js"
+export * as EventStoreConformance from "./EventStoreConformance.js"
+export * as ReadModelConformance from "./ReadModelConformance.js"
+export * as SnapshotStoreConformance from "./SnapshotStoreConformance.js"
+export * as TestUtils from "./utils.js"
