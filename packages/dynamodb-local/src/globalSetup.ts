@@ -48,8 +48,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   )
   if (Exit.isFailure(exit)) {
     await Effect.runPromise(Scope.close(scope, exit))
-    // JavaNotFoundError / DynamoDBLocalStartError carry a readable message (install hint, java's output).
-    throw Cause.squash(exit.cause)
+    // JavaNotFoundError / DynamoDBLocalStartError carry a readable message (install hint,
+    // java's output). Said first and once; the run goes on, so that the tests that need no
+    // DynamoDB (the in-memory ones) still run, and each DynamoDB test file fails with the
+    // same error when it tries to start DynamoDB Local itself.
+    const error = Cause.squash(exit.cause)
+    console.error(
+      `\n@dynamo-es/dynamodb-local: DynamoDB Local did not start, so the tests that need it will fail:\n  ${
+        error instanceof Error ? error.message : String(error)
+      }\n`
+    )
+    return async () => {}
   }
   const connection = exit.value
 
