@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import type { ConflictError, CorruptedEventError, InvalidInputError, StorageError } from "./Errors.js"
 import { NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
@@ -237,7 +237,7 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
     attempt(streamId, command, options?.metadata).pipe(
       Effect.retry({
         schedule: (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>,
-        while: (e) => typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "ConflictError"
+        while: (e) => Predicate.isTagged(e, "ConflictError")
       }),
       Effect.withSpan("Aggregate.handle", { attributes: { streamId } })
     )

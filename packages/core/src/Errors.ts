@@ -9,15 +9,18 @@
 import { Schema } from "effect"
 
 /**
- * The expected version given to `append`, as stored in a {@link ConflictError}.
+ * What `append` expects the stream to be at: an integer >= 0 (`0` = the stream does not
+ * exist yet), `"noStream"`, `"streamExists"` or `"any"`. The one definition: the type
+ * `EventStore.ExpectedVersion`, the validation of `append`'s options and the field of
+ * {@link ConflictError} all come from it.
  *
  * @since 0.1.0
  * @category models
  */
 export const ExpectedVersionSchema = Schema.Union([
   Schema.Literals(["any", "noStream", "streamExists"]),
-  Schema.Int
-])
+  Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+]).annotate({ message: `must be "any", "noStream", "streamExists" or an integer >= 0` })
 
 /**
  * `append` found the stream at another version than the caller expected. Nothing was
@@ -277,7 +280,7 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
       ? " It was retried with backoff and kept failing."
       : ""
     const outcome = this.unknownOutcome === true
-      ? " The write may have been applied: retrying is safe (an append with the same event ids and expected version is recognised if it was stored; read-model and snapshot writes are idempotent), or read back to find out."
+      ? " The write may have been applied: retrying is safe for an append with an exact expected version (a number or \"noStream\") and the same event ids, which is recognised if it was stored, and for read-model and snapshot writes, which are idempotent; with \"any\" or \"streamExists\", read the stream back first."
       : ""
     return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}${outcome}`
   }

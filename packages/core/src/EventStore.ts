@@ -36,6 +36,7 @@ import {
   EventEncodeError,
   type EventIdConflictError,
   type EventTooLargeError,
+  type ExpectedVersionSchema,
   type InvalidInputError,
   NotFoundError,
   type StorageError
@@ -65,7 +66,7 @@ import {
  * @since 0.1.0
  * @category models
  */
-export type ExpectedVersion = number | "any" | "noStream" | "streamExists"
+export type ExpectedVersion = typeof ExpectedVersionSchema.Type
 
 /**
  * Metadata recorded with an event. `custom` holds your own JSON fields (tenant, request
@@ -435,7 +436,8 @@ export const typed = <E extends { readonly _tag: string }, I>(
  * 4 MB, one DynamoDB transaction), each expecting the version the previous one returned.
  * For imports and migrations of long histories. **Not atomic as a whole**: every event is
  * validated and encoded before anything is written, and a failure of the first transaction
- * writes nothing (its error is returned as is), but a failure after that is an
+ * writes nothing (its error is returned as is; if its outcome is unknown, it is an
+ * `AppendBulkInterrupted` with `appended: 0`), but a failure after that is an
  * {@link AppendBulkInterrupted} saying how many events are known to be stored, at which
  * version to resume, and which events remain (with the event ids given to them here): resume
  * with `appendBulk(streamId, error.remaining, { expectedVersion: error.version })`, which is
@@ -479,7 +481,9 @@ export const appendBulk = (
     chunks.push(current)
 
     let expected: ExpectedVersion = expectedVersion
-    let version = 0
+    // Where the stream is before the first transaction, when the caller said (for "any" and
+    // "streamExists" it is only known from the first transaction's result).
+    let version = typeof expectedVersion === "number" ? expectedVersion : 0
     let appended = 0
     const envelopes: Array<EventEnvelope> = []
     // The ids given by validation are kept, so the stored events are the validated ones,
@@ -494,7 +498,13 @@ export const appendBulk = (
       const batch = chunk.map((i) => withIds[i]!)
       const result = yield* store.append(streamId, batch, { expectedVersion: expected, metadata: options.metadata }).pipe(
         Effect.mapError((cause) =>
-          appended === 0 ? cause : new AppendBulkInterrupted({
+          // Before the first transaction nothing is stored, unless its outcome is unknown:
+          // then the caller needs `remaining` (with the ids given here) to resume safely.
+          appended === 0 &&
+            !(cause._tag === "StorageError" && cause.unknownOutcome === true &&
+              (typeof expectedVersion === "number" || expectedVersion === "noStream"))
+            ? cause
+            : new AppendBulkInterrupted({
             streamId,
             appended,
             version,

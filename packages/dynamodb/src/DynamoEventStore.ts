@@ -43,6 +43,10 @@ export interface DynamoEventStoreOptions extends EventStore.EventStoreOptions {
   readonly tableName: string
 }
 
+/** The versions an event can have: 1 to 2^53 - 1. */
+const first: AttributeValue = { N: "1" }
+const last: AttributeValue = { N: String(Number.MAX_SAFE_INTEGER) }
+
 /** The largest `Limit` sent with a Query (DynamoDB's 1 MB page applies below it anyway). */
 const MAX_QUERY_LIMIT = 10_000
 
@@ -95,8 +99,10 @@ export const makeStorage = (tableName: string) =>
         c.send(
           new QueryCommand({
             TableName: table,
-            KeyConditionExpression: "s = :s",
-            ExpressionAttributeValues: { ":s": { S: streamId } },
+            // Bounded: an item at a version no event can have (0, negative, beyond 2^53) is
+            // not the stream's head.
+            KeyConditionExpression: "s = :s AND v BETWEEN :first AND :last",
+            ExpressionAttributeValues: { ":s": { S: streamId }, ":first": first, ":last": last },
             ProjectionExpression: "v",
             ScanIndexForward: false,
             Limit: 1,
@@ -161,15 +167,18 @@ export const makeStorage = (tableName: string) =>
 
     const readPage: EventStore.Storage["readPage"] = (request, cursor) => {
       const limit = Math.min(request.maxEvents, MAX_QUERY_LIMIT)
-      const whole = request.from <= 1 && request.to >= Number.MAX_SAFE_INTEGER
       return unconditional(client.call("Query", table, (c, abortSignal) =>
         c.send(
           new QueryCommand({
             TableName: table,
-            KeyConditionExpression: whole ? "s = :s" : "s = :s AND v BETWEEN :from AND :to",
-            ExpressionAttributeValues: whole
-              ? { ":s": { S: request.streamId } }
-              : { ":s": { S: request.streamId }, ":from": { N: String(request.from) }, ":to": { N: String(request.to) } },
+            // Always bounded (the range is within 1..2^53-1): an item at a version no event
+            // can have is never read, so it can never block a reader.
+            KeyConditionExpression: "s = :s AND v BETWEEN :from AND :to",
+            ExpressionAttributeValues: {
+              ":s": { S: request.streamId },
+              ":from": { N: String(request.from) },
+              ":to": { N: String(request.to) }
+            },
             ScanIndexForward: request.direction === "forward",
             ConsistentRead: request.consistentRead,
             ...(Number.isFinite(limit) ? { Limit: limit } : {}),

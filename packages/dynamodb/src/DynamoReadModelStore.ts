@@ -40,7 +40,7 @@ import {
 import { type Errors, ReadModel } from "@dynamo-es/core"
 import { Config, Effect, Layer, Option, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { checkTableName, ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
+import { checkTableName, ensuring, readModelsTable, type TableMismatchError } from "./Tables.js"
 
 /**
  * @since 0.1.0
@@ -51,27 +51,6 @@ export interface DynamoReadModelStoreOptions extends ReadModel.ReadModelStoreOpt
   readonly tableName: string
 }
 
-/**
- * The read-models table: partition key `Name` (S), sort key `Id` (S), on-demand billing,
- * no secondary index, no stream.
- *
- * @since 0.1.0
- * @category definitions
- */
-export const readModelsTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "Name", AttributeType: "S" },
-      { AttributeName: "Id", AttributeType: "S" }
-    ],
-    KeySchema: [
-      { AttributeName: "Name", KeyType: "HASH" },
-      { AttributeName: "Id", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST"
-  }
-})
 
 // `Name` and `Data` are DynamoDB reserved words: expressions use placeholders.
 const names = { "#n": "Name", "#i": "Id", "#d": "Data" }
@@ -245,3 +224,13 @@ export const layerConfig: Layer.Layer<ReadModel.ReadModelStore, Errors.StorageEr
       return layer({ tableName })
     })
   )
+
+export {
+  /**
+   * The table definition, also at `Tables.readModelsTable` (where all three are defined).
+   *
+   * @since 0.1.0
+   * @category definitions
+   */
+  readModelsTable
+}

@@ -30,7 +30,7 @@ import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema, Strea
 import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
-import { checkTableName, ensuring, type TableDefinition, type TableMismatchError } from "./Tables.js"
+import { checkTableName, ensuring, snapshotsTable, type TableMismatchError } from "./Tables.js"
 
 /** Monotonic ULIDs: each snapshot's id, sorted by save time. */
 const makeUlid = monotonicFactory()
@@ -43,26 +43,6 @@ const ulidTime = (id: string): number | undefined => {
   }
 }
 
-/**
- * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
- *
- * @since 0.1.0
- * @category definitions
- */
-export const snapshotsTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "s", AttributeType: "S" },
-      { AttributeName: "k", AttributeType: "S" }
-    ],
-    KeySchema: [
-      { AttributeName: "s", KeyType: "HASH" },
-      { AttributeName: "k", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST"
-  }
-})
 
 /**
  * @since 0.1.0
@@ -333,6 +313,9 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         } catch (cause) {
           return yield* corrupted(streamId, header.version, "the stored bytes do not decode", cause)
         }
+        if (!Number.isSafeInteger(header.schemaVersion) || header.schemaVersion < 0) {
+          return yield* corrupted(streamId, header.version, "the schema version is missing or not an integer >= 0")
+        }
         const savedAt = Option.getOrUndefined(DateTime.make(header.savedAt))
         if (savedAt === undefined) return yield* corrupted(streamId, header.version, `the saved-at time ${header.savedAt} is not a valid date`)
         return Option.some({
@@ -412,3 +395,13 @@ export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.Storag
       return layer({ tableName, keepLast, compression })
     })
   )
+
+export {
+  /**
+   * The table definition, also at `Tables.snapshotsTable` (where all three are defined).
+   *
+   * @since 0.1.0
+   * @category definitions
+   */
+  snapshotsTable
+}

@@ -31,14 +31,6 @@ export interface TableDefinition {
 }
 
 /**
- * The events table: partition key `s` (stream id, S), sort key `v` (version, N),
- * on-demand billing, TTL on `x`, a DynamoDB Stream of new images (for projections; it
- * costs nothing until read). No secondary index: every event costs one item write.
- *
- * @since 0.1.0
- * @category definitions
- */
-/**
  * Checks a table name as DynamoDB does (3 to 255 characters of `[A-Za-z0-9_.-]`): a store
  * built with a wrong one dies at once with a message naming the store, instead of failing
  * on every request. The one table-name check of every store.
@@ -51,6 +43,14 @@ export const checkTableName = (store: string, tableName: unknown): Effect.Effect
     ? Effect.succeed(tableName)
     : Effect.die(new Error(`${store}: tableName must be 3 to 255 characters of [A-Za-z0-9_.-], got ${JSON.stringify(tableName)}`))
 
+/**
+ * The events table: partition key `s` (stream id, S), sort key `v` (version, N),
+ * on-demand billing, TTL on `x`, a DynamoDB Stream of new images (for projections; it
+ * costs nothing until read). No secondary index: every event costs one item write.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
 export const eventsTable = (tableName: string): TableDefinition => ({
   create: {
     TableName: tableName,
@@ -66,6 +66,49 @@ export const eventsTable = (tableName: string): TableDefinition => ({
     StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" }
   },
   ttlAttribute: "x"
+})
+
+/**
+ * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
+export const snapshotsTable = (tableName: string): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: "s", AttributeType: "S" },
+      { AttributeName: "k", AttributeType: "S" }
+    ],
+    KeySchema: [
+      { AttributeName: "s", KeyType: "HASH" },
+      { AttributeName: "k", KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST"
+  }
+})
+
+/**
+ * The read-models table: partition key `Name` (S), sort key `Id` (S), on-demand billing,
+ * no secondary index, no stream.
+ *
+ * @since 0.1.0
+ * @category definitions
+ */
+export const readModelsTable = (tableName: string): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: "Name", AttributeType: "S" },
+      { AttributeName: "Id", AttributeType: "S" }
+    ],
+    KeySchema: [
+      { AttributeName: "Name", KeyType: "HASH" },
+      { AttributeName: "Id", KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST"
+  }
 })
 
 /**

@@ -7,7 +7,7 @@
  * where the library adds one (TTL range, page size) it is documented in the README.
  */
 import { Duration, Effect, Schema, SchemaIssue } from "effect"
-import { InvalidInputError } from "../Errors.js"
+import { ExpectedVersionSchema, InvalidInputError } from "../Errors.js"
 
 /** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
 export const MAX_STREAM_ID_BYTES = 1024
@@ -64,9 +64,7 @@ export const NonNegativeInt = Schema.Number.check(
   Schema.makeFilter((n: number) => (isSafe(n) && n >= 0 ? undefined : "must be an integer >= 0"))
 )
 
-export const ExpectedVersion = Schema.Union([Schema.Literals(["any", "noStream", "streamExists"]), NonNegativeInt]).annotate({
-  message: `must be "any", "noStream", "streamExists" or an integer >= 0`
-})
+export const ExpectedVersion = ExpectedVersionSchema
 
 const isPlainObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u) &&
