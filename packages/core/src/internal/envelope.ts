@@ -1,4 +1,4 @@
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, Option, Result } from "effect"
 import { CorruptedEventError } from "../Errors.js"
 import type { EventEnvelope, EventMetadata, StoredEvent } from "../EventStore.js"
 import type { PreparedEvent } from "./prepare.js"
@@ -18,7 +18,9 @@ export const envelopeOf = (streamId: string, version: number, e: PreparedEvent):
 const corrupted = (e: StoredEvent, reason: string, cause?: unknown) =>
   new CorruptedEventError({
     streamId: e.streamId,
-    version: Number.isSafeInteger(e.version) ? e.version : -1,
+    // A version a reader can skip past with `from: version + 1` (storage bounds reads to
+    // 1..2^53-1, so a fractional version is the only kind that is not an integer).
+    version: Number.isSafeInteger(e.version) ? e.version : Number.isFinite(e.version) ? Math.max(0, Math.floor(e.version)) : -1,
     reason,
     cause
   })
@@ -41,45 +43,47 @@ const metadataProblem = (m: Record<string, unknown>): string | undefined => {
  * Turns a stored event into an envelope with its payload as parsed JSON. Anything
  * missing or malformed is a {@link CorruptedEventError} naming stream and version.
  */
-export const decodeStoredEvent = (e: StoredEvent): Effect.Effect<EventEnvelope<unknown>, CorruptedEventError> => {
-  if (!Number.isSafeInteger(e.version) || e.version < 1) return Effect.fail(corrupted(e, "the version is not an integer >= 1"))
-  if (typeof e.eventId !== "string") return Effect.fail(corrupted(e, "the event id is missing or not a string"))
-  if (typeof e.type !== "string") return Effect.fail(corrupted(e, "the event type is missing or not a string"))
-  if (typeof e.payloadJson !== "string") return Effect.fail(corrupted(e, "the payload is missing or not a string"))
+export const decodeStoredEvent = (e: StoredEvent): Result.Result<EventEnvelope<unknown>, CorruptedEventError> => {
+  if (!Number.isSafeInteger(e.version) || e.version < 1) {
+    return Result.fail(corrupted(e, `the version ${e.version} is not an integer >= 1`))
+  }
+  if (typeof e.eventId !== "string") return Result.fail(corrupted(e, "the event id is missing or not a string"))
+  if (typeof e.type !== "string") return Result.fail(corrupted(e, "the event type is missing or not a string"))
+  if (typeof e.payloadJson !== "string") return Result.fail(corrupted(e, "the payload is missing or not a string"))
   if (typeof e.recordedAtMillis !== "number" || !Number.isFinite(e.recordedAtMillis)) {
-    return Effect.fail(corrupted(e, "the recorded time is missing or not a number"))
+    return Result.fail(corrupted(e, "the recorded time is missing or not a number"))
   }
   if (e.metadataJson !== undefined && typeof e.metadataJson !== "string") {
-    return Effect.fail(corrupted(e, "the metadata is not a string"))
+    return Result.fail(corrupted(e, "the metadata is not a string"))
   }
   if (e.expiresAtSeconds !== undefined && (typeof e.expiresAtSeconds !== "number" || !Number.isFinite(e.expiresAtSeconds))) {
-    return Effect.fail(corrupted(e, "the TTL is not a number"))
+    return Result.fail(corrupted(e, "the TTL is not a number"))
   }
   const recordedAt = dateOf(e.recordedAtMillis)
-  if (recordedAt === undefined) return Effect.fail(corrupted(e, `the recorded time ${e.recordedAtMillis} is not a valid date`))
+  if (recordedAt === undefined) return Result.fail(corrupted(e, `the recorded time ${e.recordedAtMillis} is not a valid date`))
   const expiresAt = e.expiresAtSeconds === undefined ? undefined : dateOf(e.expiresAtSeconds * 1000)
   if (e.expiresAtSeconds !== undefined && expiresAt === undefined) {
-    return Effect.fail(corrupted(e, `the TTL ${e.expiresAtSeconds} is not a valid date`))
+    return Result.fail(corrupted(e, `the TTL ${e.expiresAtSeconds} is not a valid date`))
   }
   let payload: unknown
   let metadata: EventMetadata = {}
   try {
     payload = JSON.parse(e.payloadJson)
   } catch (cause) {
-    return Effect.fail(corrupted(e, "the payload is not valid JSON", cause))
+    return Result.fail(corrupted(e, "the payload is not valid JSON", cause))
   }
   if (e.metadataJson !== undefined) {
     try {
       const parsed: unknown = JSON.parse(e.metadataJson)
-      if (!isRecord(parsed)) return Effect.fail(corrupted(e, "the metadata is not a JSON object"))
+      if (!isRecord(parsed)) return Result.fail(corrupted(e, "the metadata is not a JSON object"))
       const problem = metadataProblem(parsed)
-      if (problem !== undefined) return Effect.fail(corrupted(e, problem))
+      if (problem !== undefined) return Result.fail(corrupted(e, problem))
       metadata = parsed as EventMetadata
     } catch (cause) {
-      return Effect.fail(corrupted(e, "the metadata is not valid JSON", cause))
+      return Result.fail(corrupted(e, "the metadata is not valid JSON", cause))
     }
   }
-  return Effect.succeed({
+  return Result.succeed({
     eventId: e.eventId,
     streamId: e.streamId,
     version: e.version,

@@ -8,7 +8,7 @@
  */
 import { Clock, Effect, Option, Random, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { ConflictError, NotFoundError, type StorageError } from "../Errors.js"
+import { ConflictError, type CorruptedEventError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
   AppendResult,
   EventEnvelope,
@@ -55,7 +55,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
         pages(
           streamId,
           { from: base + 1, to: base + k, direction: "forward", consistentRead: true, limit: k, pageSize: undefined },
-          (page) => Effect.succeed(page.rows)
+          (page) => Effect.succeed({ out: page.rows })
         ),
         () => new Array<StoredEvent | undefined>(k).fill(undefined),
         (acc, row) => {
@@ -177,16 +177,19 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
     /**
      * The pages of a range, one storage request each, at most `limit` events in all; each
      * page goes through `onPage`, whose results are emitted as they are (one chunk a page).
+     * `onPage` may return a `failure` with what it emits: the stream fails with it after
+     * emitting them (a damaged event fails the read after the events before it).
      */
-    const pages = <A, E>(
+    const pages = <A, E, F = never>(
       streamId: string,
       range: Range,
-      onPage: (page: PageInfo) => Effect.Effect<ReadonlyArray<A>, E>
-    ): Stream.Stream<A, E | StorageError> =>
+      onPage: (page: PageInfo) => Effect.Effect<{ readonly out: ReadonlyArray<A>; readonly failure?: F | undefined }, E>
+    ): Stream.Stream<A, E | F | StorageError> =>
       Stream.paginate(
-        { cursor: undefined as unknown, emitted: 0, first: true },
+        { cursor: undefined as unknown, emitted: 0, first: true, failure: undefined as F | undefined },
         (state) =>
           Effect.gen(function*() {
+            if (state.failure !== undefined) return yield* Effect.fail(state.failure)
             const page = yield* storage.readPage({
               streamId,
               from: range.from,
@@ -197,8 +200,9 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
             }, state.cursor)
             const emitted = state.emitted + page.rows.length
             const more = page.cursor !== undefined && (range.limit === undefined || emitted < range.limit)
-            const out = yield* onPage({ rows: page.rows, first: state.first, more })
-            return [out, more ? Option.some({ cursor: page.cursor, emitted, first: false }) : Option.none()] as const
+            const { failure, out } = yield* onPage({ rows: page.rows, first: state.first, more })
+            if (failure !== undefined) return [out, Option.some({ cursor: undefined, emitted, first: false, failure })] as const
+            return [out, more ? Option.some({ cursor: page.cursor, emitted, first: false, failure: undefined }) : Option.none()] as const
           })
       )
 
@@ -214,13 +218,22 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
               const exists = bounded ? (yield* lastVersion(streamId, o.consistentRead)) > 0 : false
               if (!exists) return yield* new NotFoundError({ resource: "stream", id: streamId })
             }
-            // A damaged row fails the read with CorruptedEventError (stream, version): read
-            // on from the next version to skip it.
-            const envelopes: Array<EventEnvelope> = yield* Effect.forEach(page.rows, decodeStoredEvent)
+            // A damaged row fails the read with CorruptedEventError (stream, version) after the
+            // events before it: read on from the next version to skip it.
+            const envelopes: Array<EventEnvelope> = []
+            let failure: CorruptedEventError | undefined
+            for (const row of page.rows) {
+              const decoded = decodeStoredEvent(row)
+              if (decoded._tag === "Failure") {
+                failure = decoded.failure
+                break
+              }
+              envelopes.push(decoded.success)
+            }
             if (envelopes.length > 0) {
               observe(streamId, Math.max(envelopes[0]!.version, envelopes[envelopes.length - 1]!.version))
             }
-            return envelopes
+            return { out: envelopes, failure }
           }))
       }))
 
