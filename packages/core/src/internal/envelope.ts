@@ -1,4 +1,4 @@
-import { DateTime, Option, Result } from "effect"
+import { DateTime, Result } from "effect"
 import { CorruptedEventError } from "../Errors.js"
 import type { EventEnvelope, EventMetadata, StoredEvent } from "../EventStore.js"
 import type { PreparedEvent } from "./prepare.js"
@@ -26,7 +26,9 @@ const corrupted = (e: StoredEvent, reason: string, cause?: unknown) =>
   })
 
 /** A time from storage as a `DateTime`, or `undefined` when it is out of range. */
-const dateOf = (millis: number): DateTime.Utc | undefined => Option.getOrUndefined(DateTime.make(millis))
+const dateOf = (millis: number): DateTime.Utc | undefined =>
+  // JavaScript's date range, checked first: a read makes one or two of these per event.
+  Math.abs(millis) <= 8.64e15 ? DateTime.makeUnsafe(millis) : undefined
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
