@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
 import type { DateTime, Duration } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import {
@@ -41,16 +41,10 @@ import {
   NotFoundError,
   type StorageError
 } from "./Errors.js"
+import * as bulk from "./internal/appendBulk.js"
 import * as internal from "./internal/eventStore.js"
 import { makeMemoryStorage } from "./internal/memoryStorage.js"
-import {
-  MAX_APPEND_BYTES,
-  MAX_EVENTS_PER_APPEND,
-  mergeMetadata,
-  prepareAppend,
-  type StoreDefaults,
-  validateStreamId
-} from "./internal/prepare.js"
+import type { StoreDefaults } from "./internal/prepare.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -452,78 +446,7 @@ export const appendBulk = (
   events: ReadonlyArray<NewEvent>,
   options: AppendOptions
 ): Effect.Effect<AppendResult, AppendError | AppendBulkInterrupted, EventStore> =>
-  Effect.gen(function*() {
-    const store = yield* EventStore
-    yield* validateStreamId("appendBulk", streamId)
-    const now = yield* Clock.currentTimeMillis
-    const { events: prepared, sizes, expectedVersion } = yield* prepareAppend(
-      "appendBulk",
-      streamId,
-      events,
-      options,
-      {},
-      now,
-      false
-    )
-    // Greedy chunks within one transaction's limits.
-    const chunks: Array<Array<number>> = []
-    let current: Array<number> = []
-    let bytes = 0
-    for (let i = 0; i < prepared.length; i++) {
-      if (current.length === MAX_EVENTS_PER_APPEND || (current.length > 0 && bytes + sizes[i]! > MAX_APPEND_BYTES)) {
-        chunks.push(current)
-        current = []
-        bytes = 0
-      }
-      current.push(i)
-      bytes += sizes[i]!
-    }
-    chunks.push(current)
-
-    let expected: ExpectedVersion = expectedVersion
-    // Where the stream is before the first transaction, when the caller said (for "any" and
-    // "streamExists" it is only known from the first transaction's result).
-    let version = typeof expectedVersion === "number" ? expectedVersion : 0
-    let appended = 0
-    const envelopes: Array<EventEnvelope> = []
-    // The ids given by validation are kept, so the stored events are the validated ones,
-    // and so that a resumed import recognises a transaction that was in fact applied.
-    // The append's metadata goes into each event, so that `remaining` resumes with exactly
-    // the events of this import, whatever options the resuming call passes.
-    const withIds = events.map((e, i): NewEvent => {
-      const metadata = mergeMetadata(options.metadata, e.metadata)
-      return { ...e, eventId: prepared[i]!.eventId, ...(metadata !== undefined ? { metadata } : {}) }
-    })
-    for (const chunk of chunks) {
-      const batch = chunk.map((i) => withIds[i]!)
-      const result = yield* store.append(streamId, batch, { expectedVersion: expected, metadata: options.metadata }).pipe(
-        Effect.mapError((cause) =>
-          // Before the first transaction nothing is stored, unless its outcome is unknown:
-          // then the caller needs `remaining` (with the ids given here) to resume safely.
-          appended === 0 &&
-            !(cause._tag === "StorageError" && cause.unknownOutcome === true &&
-              (typeof expectedVersion === "number" || expectedVersion === "noStream"))
-            ? cause
-            : new AppendBulkInterrupted({
-            streamId,
-            appended,
-            version,
-            total: events.length,
-            // The store already read back what it could: a write whose outcome stays
-            // unknown says so; resuming with `remaining` is safe either way.
-            unknownOutcome: cause._tag === "StorageError" && cause.unknownOutcome === true,
-            remaining: withIds.slice(appended),
-            cause
-          })
-        )
-      )
-      expected = result.version
-      version = result.version
-      appended += chunk.length
-      envelopes.push(...result.events)
-    }
-    return { streamId, version, events: envelopes }
-  })
+  EventStore.use((store) => bulk.appendBulk(store, streamId, events, options))
 
 // -----------------------------------------------------------------------------
 // storage: what a driver implements
