@@ -12,12 +12,20 @@
  *   transaction conflicts) are retried with the client's `retrySchedule` before they
  *   reach you; condition failures are never retried.
  *
+ * It is also the one place where requests are observed: each call is a span
+ * `DynamoDB.<Command>` (kind `client`, a child of the current span, e.g. `EventStore.append`)
+ * with `db.system`, `db.operation`, `aws.dynamodb.table_names`, `dynamo_es.attempts` and the
+ * capacity the response reports (`dynamo_es.consumed_read_units` / `_write_units`), and it
+ * records the request metrics of `Metrics` from `@dynamo-es/core` (requests, consumed
+ * RCU/WCU, retries, throttles, duration) with a few map lookups. Without a tracer (Effect's
+ * native one, which exports nothing) no span is made: nothing could observe it.
+ *
  * @since 0.1.0
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
-import { Errors } from "@dynamo-es/core"
-import { Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
+import { Errors, Metrics } from "@dynamo-es/core"
+import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Redacted, Schedule, Schema, Tracer } from "effect"
 
 /**
  * A conditional write found its condition false. `item` is the item as it was, when the
@@ -90,9 +98,20 @@ export interface DynamoClientOptions {
    * The SDK's own retries are switched off so that this is the only policy in force.
    */
   readonly retrySchedule?: Schedule.Schedule<unknown, Errors.StorageError> | undefined
-  /** A ready SDK client (e.g. with your own middleware). Overrides endpoint/region/credentials. */
+  /**
+   * A ready SDK client (e.g. with your own middleware). Overrides endpoint/region/credentials.
+   *
+   * It must not retry by itself: create it with `maxAttempts: 1` (the SDK retries by
+   * default: 4 attempts for DynamoDB in current SDK versions, 3 in older ones).
+   * `retrySchedule` is then the only retry policy, as with the client this library builds.
+   * Otherwise every attempt of the schedule would be several SDK attempts (up to 4 x 9 = 36
+   * sends for one call with the defaults), and the SDK's hidden attempts could make a write
+   * that may have been applied look as if it was not (`unknownOutcome`). So a client that
+   * retries by itself (its retry strategy's or its `maxAttempts` above 1) is refused:
+   * building the layer (or {@link make}) dies with an error that says what to do.
+   */
   readonly client?: DynamoDBClient | undefined
-  /** Extra SDK configuration, merged last. */
+  /** Extra SDK configuration, merged last. `maxAttempts` above 1 is refused (see `client`). */
   readonly sdkConfig?: DynamoDBClientConfig | undefined
 }
 
@@ -239,8 +258,135 @@ export const unconditional = <A, E, R>(
 const reveal = (s: string | Redacted.Redacted<string>): string => (typeof s === "string" ? s : Redacted.value(s))
 
 /**
+ * How many times the SDK client sends one request by itself: its retry strategy's
+ * `maxAttempts` (the SDK's standard and adaptive strategies), else its `maxAttempts`
+ * setting; 1 when the client says neither.
+ */
+const sdkMaxAttempts = async (client: DynamoDBClient): Promise<number> => {
+  const config = client.config as {
+    readonly maxAttempts?: (() => Promise<number>) | undefined
+    readonly retryStrategy?: (() => Promise<unknown>) | undefined
+  } | undefined
+  const strategy = (await config?.retryStrategy?.()) as { readonly maxAttemptsProvider?: () => Promise<number> } | undefined
+  if (typeof strategy?.maxAttemptsProvider === "function") return strategy.maxAttemptsProvider()
+  return (await config?.maxAttempts?.()) ?? 1
+}
+
+type Counter = Metric.Metric<number, unknown>
+
+/** The span settings and metric series of one command on one table: built once, then reused. */
+interface Instruments {
+  readonly spanName: string
+  readonly spanOptions: Tracer.SpanOptionsNoTrace
+  readonly requests: Counter
+  readonly retries: Counter
+  readonly throttles: Counter
+  readonly duration: Counter
+}
+
+const instrumentsCache = new Map<string, Map<string, Instruments>>()
+const unitsCache = new Map<string, { readonly read: Counter; readonly write: Counter }>()
+/** Bounds the caches should someone call with ever new table names. */
+const MAX_CACHED = 1_000
+
+const instrumentsFor = (operation: string, resource: string | undefined): Instruments => {
+  const table = resource ?? ""
+  let byOperation = instrumentsCache.get(table)
+  if (byOperation === undefined) {
+    if (instrumentsCache.size >= MAX_CACHED) instrumentsCache.clear()
+    byOperation = new Map()
+    instrumentsCache.set(table, byOperation)
+  }
+  let instruments = byOperation.get(operation)
+  if (instruments === undefined) {
+    const attributes = { command: operation, table }
+    instruments = {
+      spanName: `DynamoDB.${operation}`,
+      spanOptions: {
+        kind: "client",
+        attributes: {
+          "db.system": "dynamodb",
+          "db.operation": operation,
+          ...(resource !== undefined ? { "aws.dynamodb.table_names": [resource] } : {})
+        }
+      },
+      requests: Metrics.tagged(Metrics.requests, attributes),
+      retries: Metrics.tagged(Metrics.retries, attributes),
+      throttles: Metrics.tagged(Metrics.throttles, attributes),
+      duration: Metrics.tagged(Metrics.requestDuration, attributes)
+    }
+    byOperation.set(operation, instruments)
+  }
+  return instruments
+}
+
+const unitsFor = (table: string) => {
+  let units = unitsCache.get(table)
+  if (units === undefined) {
+    if (unitsCache.size >= MAX_CACHED) unitsCache.clear()
+    units = {
+      read: Metrics.tagged(Metrics.consumedReadUnits, { table }),
+      write: Metrics.tagged(Metrics.consumedWriteUnits, { table })
+    }
+    unitsCache.set(table, units)
+  }
+  return units
+}
+
+interface Capacity {
+  readonly TableName?: string | undefined
+  readonly CapacityUnits?: number | undefined
+  readonly ReadCapacityUnits?: number | undefined
+  readonly WriteCapacityUnits?: number | undefined
+}
+
+/**
+ * Records the capacity a successful response reports (`ConsumedCapacity`: one object, or
+ * one per table for batches and transactions) by table, and puts the totals on the span.
+ * With `ReturnConsumedCapacity: "TOTAL"` DynamoDB may report only `CapacityUnits`: the
+ * units of a write command are then WCU, of any other command RCU. A failed request
+ * reports none (a failed condition still costs DynamoDB's minimum, uncounted here).
+ */
+const recordOutcome = (
+  exit: Exit.Exit<unknown, unknown>,
+  write: boolean,
+  resource: string | undefined,
+  span: Tracer.Span | undefined,
+  context: Context.Context<never>
+): void => {
+  if (exit._tag !== "Success") return
+  const consumed = (exit.value as { readonly ConsumedCapacity?: Capacity | ReadonlyArray<Capacity> } | undefined)
+    ?.ConsumedCapacity
+  if (consumed === undefined || consumed === null) return
+  let read = 0
+  let written = 0
+  const add = (c: Capacity) => {
+    const r = c.ReadCapacityUnits
+    const w = c.WriteCapacityUnits
+    const total = c.CapacityUnits ?? (r ?? 0) + (w ?? 0)
+    const rcu = Math.max(0, r ?? (w !== undefined ? total - w : write ? 0 : total))
+    const wcu = Math.max(0, w ?? (r !== undefined ? total - r : write ? total : 0))
+    if (rcu > 0 || wcu > 0) {
+      const units = unitsFor(c.TableName ?? resource ?? "")
+      if (rcu > 0) units.read.updateUnsafe(rcu, context)
+      if (wcu > 0) units.write.updateUnsafe(wcu, context)
+    }
+    read += rcu
+    written += wcu
+  }
+  if (Array.isArray(consumed)) for (const c of consumed as ReadonlyArray<Capacity>) add(c)
+  else add(consumed as Capacity)
+  if (span !== undefined) {
+    span.attribute("dynamo_es.consumed_read_units", read)
+    span.attribute("dynamo_es.consumed_write_units", written)
+  }
+}
+
+/**
  * Builds the client service. The SDK client is destroyed when the scope closes, unless
- * it was given in `options.client` (then it belongs to the caller).
+ * it was given in `options.client` (then it belongs to the caller). A client that retries
+ * by itself (`maxAttempts` above 1, see {@link DynamoClientOptions.client}) is refused with
+ * a defect.
  *
  * @since 0.1.0
  * @category constructors
@@ -269,6 +415,19 @@ export const make = (options: DynamoClientOptions = {}) =>
       ),
       (client) => Effect.sync(() => client.destroy())
     ))
+    // One retry policy only: ours. A client that retries by itself would multiply attempts
+    // and hide attempts that may have been applied (unknownOutcome).
+    const sdkAttempts = yield* Effect.promise(() => sdkMaxAttempts(sdk))
+    if (sdkAttempts > 1) {
+      return yield* Effect.die(
+        new Error(
+          `DynamoClient: the ${options.client !== undefined ? "given SDK client" : "SDK configuration (sdkConfig)"} retries by itself ` +
+            `(maxAttempts ${sdkAttempts}). Create the client with maxAttempts: 1, e.g. new DynamoDBClient({ ...yourConfig, maxAttempts: 1 }): ` +
+            `dynamo-es retries with its retrySchedule, the only retry policy it allows, so that a call is sent a bounded number of times ` +
+            `and a write that may have been applied is reported as such (StorageError.unknownOutcome).`
+        )
+      )
+    }
     const schedule = options.retrySchedule ?? defaultRetrySchedule
 
     type Failure = Errors.StorageError | ConditionFailed | TransactionCanceled
@@ -278,39 +437,64 @@ export const make = (options: DynamoClientOptions = {}) =>
         while: (e) => e._tag === "StorageError" && e.isRetryable
       })
 
-    const attempt = <A>(
+    /**
+     * One call: the attempts under the retry schedule, the metrics, and the span's
+     * attributes (`span` is undefined when no tracer is installed).
+     */
+    const run = <A>(
+      instruments: Instruments,
       operation: string,
       resource: string | undefined,
       send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
-      onFailure?: (error: Errors.StorageError, name: string) => void
-    ) =>
-      Effect.tryPromise({
+      context: Context.Context<never>,
+      span: Tracer.Span | undefined
+    ): Effect.Effect<A, Failure> => {
+      const write = writes.has(operation)
+      const started = performance.now()
+      let attempts = 0
+      let throttledAttempts = 0
+      let lastError = ""
+      // A write: remember whether any attempt may have been applied, so that the error
+      // finally returned says so even when the last attempt was, say, throttled.
+      let unknownOutcome = false
+      const begin = () => {
+        attempts++
+        instruments.requests.updateUnsafe(1, context)
+        if (attempts > 1) instruments.retries.updateUnsafe(1, context)
+      }
+      const attempt = Effect.tryPromise({
         // Effect creates an AbortController only for a function that takes the signal:
         // callers that ignore it (writes) do not pay for one.
-        try: send.length >= 2 ? (signal: AbortSignal) => send(sdk, signal) : () => send(sdk, undefined as never),
-        catch: (error): Errors.StorageError | ConditionFailed | TransactionCanceled => {
+        try: send.length >= 2
+          ? (signal: AbortSignal) => {
+            begin()
+            return send(sdk, signal)
+          }
+          : () => {
+            begin()
+            return send(sdk, undefined as never)
+          },
+        catch: (error): Failure => {
           const name = errorName(error)
+          lastError = name
           if (name === "ConditionalCheckFailedException") {
             return new ConditionFailed({ operation, item: (error as { Item?: unknown }).Item })
           }
           const classified = name === "TransactionCanceledException"
             ? classifyCancellation(operation, resource, error as Error)
             : classify(operation, resource, error)
-          if (onFailure !== undefined && classified._tag === "StorageError") onFailure(classified, name)
+          if (classified._tag === "StorageError") {
+            if (classified.reason === "Throttled") {
+              throttledAttempts++
+              instruments.throttles.updateUnsafe(1, context)
+            }
+            if (write && mayHaveApplied(operation, classified, name)) unknownOutcome = true
+          }
           return classified
         }
       })
-
-    const call: DynamoClientShape["call"] = (operation, resource, send) => {
-      if (!writes.has(operation)) return attempt(operation, resource, send).pipe(retry)
-      // A write: remember whether any attempt may have been applied, so that the error
-      // finally returned says so even when the last attempt was, say, throttled.
-      return Effect.suspend(() => {
-        let unknownOutcome = false
-        return attempt(operation, resource, send, (error, name) => {
-          if (mayHaveApplied(operation, error, name)) unknownOutcome = true
-        }).pipe(
-          retry,
+      const retried = write
+        ? retry(attempt).pipe(
           Effect.mapError((e) =>
             e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
               ? new Errors.StorageError({
@@ -324,8 +508,32 @@ export const make = (options: DynamoClientOptions = {}) =>
               : e
           )
         )
+        : retry(attempt)
+      return Effect.onExit(retried, (exit) => {
+        instruments.duration.updateUnsafe(performance.now() - started, context)
+        recordOutcome(exit, write, resource, span, context)
+        if (span !== undefined) {
+          span.attribute("dynamo_es.attempts", attempts)
+          if (throttledAttempts > 0) span.attribute("dynamo_es.throttled_attempts", throttledAttempts)
+          if (exit._tag === "Failure" && lastError !== "") span.attribute("error.type", lastError)
+        }
+        return Effect.void
       })
     }
+
+    const call: DynamoClientShape["call"] = (operation, resource, send) =>
+      Effect.withFiber((fiber) => {
+        const instruments = instrumentsFor(operation, resource)
+        // Without a tracer (Effect's native one: nothing exports spans) the span could not
+        // be observed: skip it, it is most of what observing a request costs.
+        return fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+          ? run(instruments, operation, resource, send, fiber.context, undefined)
+          : Effect.useSpan(
+            instruments.spanName,
+            instruments.spanOptions,
+            (span) => run(instruments, operation, resource, send, fiber.context, span)
+          )
+      })
 
     return DynamoClient.of({ sdk, call })
   })

@@ -5,8 +5,12 @@
  * whose outcome is unknown, paging, and decoding what storage holds. Every implementation
  * (the memory one in this package, the DynamoDB one in `@dynamo-es/dynamodb`) is this code
  * over its own storage, so they cannot disagree.
+ *
+ * Each public operation is a span (`EventStore.append`, `EventStore.read`,
+ * `EventStore.readLast`, `EventStore.version`) under which the storage requests nest; a
+ * `ConflictError` from `append` counts in `Metrics.conflicts`.
  */
-import { Clock, Effect, Option, Random, Stream } from "effect"
+import { Clock, Effect, Metric, Option, Random, Stream, Tracer } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { ConflictError, type CorruptedEventError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
@@ -29,6 +33,47 @@ import {
   validateStreamId
 } from "./prepare.js"
 import { makeLru } from "./lru.js"
+import * as Metrics from "../Metrics.js"
+
+/** Span attributes taken from the raw arguments: only what is there and of the right kind. */
+const spanAttributes = (streamId: unknown, extra?: Record<string, unknown>): Record<string, unknown> => {
+  const attributes: Record<string, unknown> = {}
+  if (typeof streamId === "string") attributes["dynamo_es.stream_id"] = streamId
+  if (extra !== undefined) {
+    for (const key in extra) if (extra[key] !== undefined) attributes[key] = extra[key]
+  }
+  return attributes
+}
+
+const appendAttributes = (streamId: unknown, events: unknown, options: unknown) => {
+  let expected: unknown
+  try {
+    expected = typeof options === "object" && options !== null ? (options as { expectedVersion?: unknown }).expectedVersion : undefined
+  } catch {
+    // A hostile getter: validation reports it.
+  }
+  return spanAttributes(streamId, {
+    "dynamo_es.event_count": Array.isArray(events) ? events.length : undefined,
+    "dynamo_es.expected_version": typeof expected === "number" || typeof expected === "string" ? expected : undefined
+  })
+}
+
+/**
+ * A span around an operation made with `Effect.fnUntraced` (as its pipeable), with
+ * attributes from the operation's arguments. Made only when a tracer is installed: under
+ * Effect's native tracer nothing exports spans, so the span could not be observed.
+ */
+const traced = <Args extends ReadonlyArray<any>>(name: string, attributes: (...args: Args) => Record<string, unknown>) =>
+<A, E, R>(self: Effect.Effect<A, E, R>, ...args: Args): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) =>
+    fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+      ? self
+      : Effect.withSpan(self, name, { attributes: attributes(...args), captureStackTrace: false })
+  )
+
+const appendConflicts = Metrics.tagged(Metrics.conflicts, { operation: "append" })
+const countConflict = (e: { readonly _tag: string }) =>
+  e._tag === "ConflictError" ? Metric.update(appendConflicts, 1) : Effect.void
 
 const MAX_VERSION = Number.MAX_SAFE_INTEGER
 
@@ -155,7 +200,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
         // Someone else appended: back off a little so that racing writers spread out.
         yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
       }
-    })
+    }, Effect.tapError(countConflict), traced("EventStore.append", appendAttributes))
 
     interface Range {
       readonly from: number
@@ -235,20 +280,21 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
             }
             return { out: envelopes, failure }
           }))
-      }))
+      })).pipe(Stream.withSpan("EventStore.read", { attributes: spanAttributes(streamId), captureStackTrace: false }))
 
-    const readLast: EventStoreShape["readLast"] = Effect.fn("EventStore.readLast")(function*(streamId, n, readOptions) {
+    const readLast: EventStoreShape["readLast"] = Effect.fnUntraced(function*(streamId, n, readOptions) {
       yield* validateStreamId("readLast", streamId)
       yield* validateCount("readLast", n)
       const consistentRead = yield* validateConsistency("readLast", readOptions)
       const events = yield* Stream.runCollect(read(streamId, { direction: "backward", limit: n, consistentRead }))
       return events.reverse()
-    })
+    }, traced("EventStore.readLast", (streamId: unknown, n: unknown) =>
+      spanAttributes(streamId, { "dynamo_es.count": typeof n === "number" ? n : undefined })))
 
-    const version: EventStoreShape["version"] = Effect.fn("EventStore.version")(function*(streamId, versionOptions) {
+    const version: EventStoreShape["version"] = Effect.fnUntraced(function*(streamId, versionOptions) {
       yield* validateStreamId("version", streamId)
       return yield* lastVersion(streamId, yield* validateConsistency("version", versionOptions))
-    })
+    }, traced("EventStore.version", (streamId: unknown) => spanAttributes(streamId)))
 
     return { append, read, readLast, version }
   })
