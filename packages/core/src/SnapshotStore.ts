@@ -9,6 +9,10 @@
  *   a changed reducer rebuilds from events instead of starting from a wrong state.
  * - Retention: the newest `keepLast` snapshots per stream are kept (default 3).
  *
+ * Like every service here, the rules are implemented once, by {@link make}, over a small
+ * {@link Storage} that each driver implements (the memory one in this module, DynamoDB's in
+ * `@dynamo-es/dynamodb`), so implementations cannot disagree.
+ *
  * ```ts
  * const Snapshots = SnapshotStore.typed(AccountState, { schemaVersion: 2 })
  * yield* Snapshots.save("account-1", { version: 120, state })
@@ -20,7 +24,9 @@
 import { Clock, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
 import type { InvalidInputError, StorageError } from "./Errors.js"
 import * as Inputs from "./internal/inputs.js"
+import { utf8Length } from "./internal/inputs.js"
 import { validateStreamId } from "./internal/prepare.js"
+import { makeMemoryStorage as memoryStorage } from "./internal/snapshotMemoryStorage.js"
 
 /**
  * A saved snapshot.
@@ -132,89 +138,264 @@ export interface SnapshotStoreOptions {
   readonly keepLast?: number | undefined
 }
 
+// -----------------------------------------------------------------------------
+// storage: what a driver implements
+// -----------------------------------------------------------------------------
+
+/**
+ * A snapshot as the store hands it to storage: validated and encoded. A driver stores these
+ * fields (in whatever layout and encoding it likes) and lists them back in a
+ * {@link StoredSnapshot}.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface SnapshotRecord {
+  readonly version: number
+  readonly schemaVersion: number
+  readonly savedAtMillis: number
+  /** The state as JSON. */
+  readonly stateJson: string
+}
+
+/**
+ * A stored snapshot as {@link Storage.list} gives it, without its state. `schemaVersion`
+ * and `savedAtMillis` are `unknown` because storage can hold anything (an item edited by
+ * hand): the store checks them and turns a malformed one into a
+ * {@link CorruptedSnapshotError}, so a driver never validates. `ref` is the driver's own:
+ * whatever it needs to read or delete this snapshot later (keys, a part count, inline data);
+ * the store only passes it back.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface StoredSnapshot {
+  /** The stream version; entries whose version is not an integer are ignored. */
+  readonly version: number
+  readonly schemaVersion: unknown
+  readonly savedAtMillis: unknown
+  readonly ref: unknown
+}
+
+/**
+ * What {@link Storage.read} found: the state's JSON, nothing (the snapshot was deleted after
+ * it was listed, e.g. by a concurrent save's retention: the store lists again), or stored
+ * data that cannot be what was written (a checksum mismatch, a missing part, bytes that do
+ * not decode).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export type ReadOutcome =
+  | { readonly _tag: "Found"; readonly stateJson: string }
+  | { readonly _tag: "Missing"; readonly reason: string }
+  | { readonly _tag: "Corrupted"; readonly reason: string; readonly cause?: unknown }
+
+/**
+ * The storage primitives a snapshot store driver implements. {@link make} implements every
+ * rule of the snapshot store on top of them once: validation of ids, snapshots and options,
+ * encoding states as JSON, the save time, the driver's size limit, retention (`keepLast`),
+ * the `atOrBefore` and `schemaVersion` filters, checking what storage holds, parsing states,
+ * and listing again when a snapshot disappears while it is loaded.
+ *
+ * A driver maps these to its database and classifies its failures into `StorageError`.
+ * How a state is laid out (split into parts, compressed, checksummed) is the driver's
+ * business. The memory storage ({@link makeMemoryStorage}) is the smallest example;
+ * `DynamoSnapshotStore.makeStorage` in `@dynamo-es/dynamodb` the real one.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface Storage {
+  /**
+   * The largest state (UTF-8 bytes of its JSON) this storage takes, when it has a limit:
+   * a larger state is a {@link SnapshotEncodeError} before anything is written. The
+   * DynamoDB storage has none (it splits large states into parts).
+   */
+  readonly maxStateBytes?: number | undefined
+  /**
+   * The stream's snapshots at or before version `atOrBefore` (all of them when
+   * `undefined`), **newest first**: by version descending, and among equal versions the
+   * later save first. Only complete snapshots: one whose write did not finish is never
+   * listed. One request on DynamoDB (a `Query` over small headers).
+   */
+  readonly list: (
+    streamId: string,
+    atOrBefore: number | undefined
+  ) => Effect.Effect<ReadonlyArray<StoredSnapshot>, StorageError>
+  /**
+   * Stores a snapshot so that it is listed only once it is completely written. Never
+   * overwrites another snapshot, not even one of the same version.
+   */
+  readonly write: (streamId: string, snapshot: SnapshotRecord) => Effect.Effect<void, StorageError>
+  /** The state of a snapshot that {@link list} returned. */
+  readonly read: (streamId: string, snapshot: StoredSnapshot) => Effect.Effect<ReadOutcome, StorageError>
+  /**
+   * Deletes the snapshots `drop` (listed before); `keep` are the ones retention keeps,
+   * so that a driver can also clean up what it alone knows about (DynamoDB: parts left by
+   * interrupted saves) without touching them.
+   */
+  readonly remove: (
+    streamId: string,
+    drop: ReadonlyArray<StoredSnapshot>,
+    keep: ReadonlyArray<StoredSnapshot>
+  ) => Effect.Effect<void, StorageError>
+}
+
 const checkSave = Inputs.validate(Inputs.SaveSnapshot)
 const checkLoad = Inputs.validate(Inputs.LoadSnapshotOptions)
 
-/** @internal */
-export const validateSave = (operation: string, streamId: string, snapshot: SaveSnapshot) =>
-  Effect.gen(function*() {
-    yield* validateStreamId(operation, streamId)
-    const s = yield* checkSave(operation, "snapshot", snapshot)
-    const schemaVersion = s.schemaVersion ?? 1
-    let json: string | undefined
-    try {
-      json = JSON.stringify(s.state)
-    } catch (cause) {
-      return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not JSON-serialisable", cause })
-    }
-    if (json === undefined) {
-      return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not a JSON value" })
-    }
-    return { version: s.version, schemaVersion, json }
-  })
-
-/** @internal */
-export const validateLoad = (operation: string, streamId: string, options: LoadOptions | undefined) =>
-  Effect.gen(function*() {
-    yield* validateStreamId(operation, streamId)
-    return (yield* checkLoad(operation, "options", options)) ?? {}
-  })
-
-/** @internal */
-export const validateKeepLast = (keepLast: number | undefined): number => {
+const validateKeepLast = (keepLast: number | undefined): number => {
   const n = keepLast ?? 3
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`SnapshotStore: keepLast must be an integer >= 1, got ${n}`)
   return n
 }
 
-/** @internal */
-export const parseState = (streamId: string, version: number, json: string) => {
-  try {
-    return Effect.succeed(JSON.parse(json) as unknown)
-  } catch (cause) {
-    return Effect.fail(new CorruptedSnapshotError({ streamId, version, reason: "the state is not valid JSON", cause }))
-  }
+/** A load's chosen snapshot disappeared between `list` and `read`: list again. */
+class Vanished {
+  constructor(readonly version: number, readonly reason: string) {}
 }
 
 /**
- * An in-memory snapshot store with the semantics of the DynamoDB one. States are kept as
- * JSON, so later mutation of a saved object changes nothing.
+ * The snapshot store over a driver's {@link Storage}: every implementation is this, over its
+ * own storage (see {@link Storage} for the rules it implements). Dies when `keepLast` is not
+ * an integer >= 1.
+ *
+ * - `save`: validates, encodes the state as JSON, `write`s it, then runs retention: `list`,
+ *   and `remove` what is beyond the newest `keepLast`. A failed retention is logged as a
+ *   warning, not reported: the snapshot is saved at that point.
+ * - `load`: `list`s (bounded by `atOrBefore`), takes the newest with the wanted
+ *   `schemaVersion`, checks its fields and `read`s its state. When that snapshot was
+ *   deleted in between (a concurrent save's retention), it lists again, up to 3 times.
+ *
+ * Operations are spans `SnapshotStore.save` and `SnapshotStore.load`.
+ *
+ * ```ts
+ * const store = yield* SnapshotStore.make(SnapshotStore.makeMemoryStorage(), { keepLast: 5 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (storage: Storage, options: SnapshotStoreOptions = {}): Effect.Effect<SnapshotStoreShape> =>
+  Effect.sync(() => {
+    const keepLast = validateKeepLast(options.keepLast)
+    const maxStateBytes = storage.maxStateBytes
+
+    const retention = (streamId: string) =>
+      Effect.gen(function*() {
+        const all = (yield* storage.list(streamId, undefined)).filter((s) => Number.isSafeInteger(s.version))
+        if (all.length <= keepLast) return
+        yield* storage.remove(streamId, all.slice(keepLast), all.slice(0, keepLast))
+      })
+
+    const save: SnapshotStoreShape["save"] = Effect.fn("SnapshotStore.save")(function*(streamId, snapshot) {
+      yield* validateStreamId("save", streamId)
+      const s = yield* checkSave("save", "snapshot", snapshot)
+      let json: string | undefined
+      try {
+        json = JSON.stringify(s.state)
+      } catch (cause) {
+        return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not JSON-serialisable", cause })
+      }
+      if (json === undefined) {
+        return yield* new SnapshotEncodeError({ streamId, version: s.version, reason: "the state is not a JSON value" })
+      }
+      if (maxStateBytes !== undefined) {
+        const bytes = utf8Length(json)
+        if (bytes > maxStateBytes) {
+          return yield* new SnapshotEncodeError({
+            streamId,
+            version: s.version,
+            reason: `the state is ${bytes} bytes of JSON, more than this storage takes (${maxStateBytes})`
+          })
+        }
+      }
+      const savedAtMillis = yield* Clock.currentTimeMillis
+      yield* storage.write(streamId, { version: s.version, schemaVersion: s.schemaVersion ?? 1, savedAtMillis, stateJson: json })
+      yield* retention(streamId).pipe(
+        Effect.catch((error) => Effect.logWarning(`Snapshot retention for ${streamId} failed (the snapshot is saved): ${error.message}`))
+      )
+    })
+
+    const loadOnce = (streamId: string, o: LoadOptions) =>
+      Effect.gen(function*() {
+        const listed = yield* storage.list(streamId, o.atOrBefore)
+        const chosen = listed.find((s) =>
+          Number.isSafeInteger(s.version) &&
+          (o.atOrBefore === undefined || s.version <= o.atOrBefore) &&
+          (o.schemaVersion === undefined || s.schemaVersion === o.schemaVersion)
+        )
+        if (chosen === undefined) return Option.none()
+        const { version } = chosen
+        const corrupted = (reason: string, cause?: unknown) => new CorruptedSnapshotError({ streamId, version, reason, cause })
+        const outcome = yield* storage.read(streamId, chosen)
+        if (outcome._tag === "Missing") return yield* Effect.fail(new Vanished(version, outcome.reason))
+        if (outcome._tag === "Corrupted") return yield* corrupted(outcome.reason, outcome.cause)
+        const { schemaVersion, savedAtMillis } = chosen
+        if (typeof schemaVersion !== "number" || !Number.isSafeInteger(schemaVersion) || schemaVersion < 0) {
+          return yield* corrupted("the schema version is missing or not an integer >= 0")
+        }
+        const savedAt = typeof savedAtMillis === "number" ? Option.getOrUndefined(DateTime.make(savedAtMillis)) : undefined
+        if (savedAt === undefined) return yield* corrupted(`the saved-at time ${String(savedAtMillis)} is not a valid date`)
+        let state: unknown
+        try {
+          state = JSON.parse(outcome.stateJson)
+        } catch (cause) {
+          return yield* corrupted("the state is not valid JSON", cause)
+        }
+        return Option.some<Snapshot>({ streamId, version, schemaVersion, state, savedAt })
+      })
+
+    const load: SnapshotStoreShape["load"] = Effect.fn("SnapshotStore.load")(function*(streamId, loadOptions) {
+      yield* validateStreamId("load", streamId)
+      const o = (yield* checkLoad("load", "options", loadOptions)) ?? {}
+      return yield* loadOnce(streamId, o).pipe(
+        Effect.retry({ times: 3, while: (e) => e instanceof Vanished }),
+        Effect.catchIf(
+          (e): e is Vanished => e instanceof Vanished,
+          (e) =>
+            Effect.fail(
+              new CorruptedSnapshotError({
+                streamId,
+                version: e.version,
+                reason: `it disappeared (${e.reason}): deleted while loading by a concurrent save's retention, or removed by hand`
+              })
+            )
+        )
+      )
+    })
+
+    return SnapshotStore.of({ save, load })
+  })
+
+// -----------------------------------------------------------------------------
+// in-memory implementation
+// -----------------------------------------------------------------------------
+
+/**
+ * An in-memory {@link Storage}: a map of streams, each a list of snapshots newest first,
+ * states kept as JSON (a later mutation of a saved object changes nothing).
+ * `snapshotCount` (not part of the storage) counts every stored snapshot, for tests.
+ * `maxStateBytes` declares a size limit, to test how {@link make} enforces one.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export const makeMemoryStorage: (options?: { readonly maxStateBytes?: number | undefined }) => Storage & {
+  readonly snapshotCount: Effect.Effect<number>
+} = memoryStorage
+
+/**
+ * An in-memory snapshot store: {@link make} over {@link makeMemoryStorage}, so it has the
+ * semantics of the DynamoDB one (same validation, retention and errors). Each call is a new
+ * empty store.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeMemory = (options: SnapshotStoreOptions = {}): Effect.Effect<SnapshotStoreShape> =>
-  Effect.sync(() => {
-    const keepLast = validateKeepLast(options.keepLast)
-    // Per stream, newest first (by version, then by save order).
-    const streams = new Map<string, Array<{ version: number; schemaVersion: number; json: string; savedAt: number }>>()
-    return SnapshotStore.of({
-      save: Effect.fn("SnapshotStore.save")(function*(streamId, snapshot) {
-        const s = yield* validateSave("save", streamId, snapshot)
-        const savedAt = yield* Clock.currentTimeMillis
-        // The new snapshot goes first: the sort is stable, so it also wins over an earlier
-        // save at the same version in the same millisecond.
-        const list = [{ ...s, savedAt }, ...(streams.get(streamId) ?? [])]
-        list.sort((a, b) => b.version - a.version || b.savedAt - a.savedAt)
-        streams.set(streamId, list.slice(0, keepLast))
-      }),
-      load: Effect.fn("SnapshotStore.load")(function*(streamId, loadOptions) {
-        const o = yield* validateLoad("load", streamId, loadOptions)
-        const found = (streams.get(streamId) ?? []).find((s) =>
-          (o.atOrBefore === undefined || s.version <= o.atOrBefore) &&
-          (o.schemaVersion === undefined || s.schemaVersion === o.schemaVersion)
-        )
-        if (found === undefined) return Option.none()
-        return Option.some({
-          streamId,
-          version: found.version,
-          schemaVersion: found.schemaVersion,
-          state: yield* parseState(streamId, found.version, found.json),
-          savedAt: DateTime.makeUnsafe(found.savedAt)
-        })
-      })
-    })
-  })
+  make(makeMemoryStorage(), options)
 
 /**
  * An in-memory {@link SnapshotStore}; each build is a new empty store.

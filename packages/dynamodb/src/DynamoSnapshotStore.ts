@@ -1,5 +1,10 @@
 /**
- * The DynamoDB implementation of the core `SnapshotStore`.
+ * The DynamoDB implementation of the core `SnapshotStore`: the storage primitives of
+ * `SnapshotStore.Storage` on a DynamoDB table ({@link makeStorage}), under the rules that
+ * `SnapshotStore.make` implements once for every implementation (validation, encoding,
+ * retention, the `schemaVersion` and `atOrBefore` filters, checks of what is stored). What
+ * stays here is DynamoDB's: the item layout, splitting a state into parts, compression and
+ * the checksum.
  *
  * Layout (`snapshotsTable`): partition key `s` = stream id, sort key `k` (S):
  * - a header per snapshot, `h#<version, 16 digits>#<ULID>`: part count `n`, byte length
@@ -26,7 +31,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, DateTime, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
@@ -113,17 +118,27 @@ const parseHeader = (item: Record<string, AttributeValue>): Header | undefined =
   }
 }
 
+/** The storage options of {@link makeStorage}: how DynamoDB lays states out. */
+export type DynamoSnapshotStorageOptions = Pick<DynamoSnapshotStoreOptions, "compression" | "orphanGracePeriod" | "partBytes">
+
+/** What {@link makeStorage} hands out as a listed snapshot's `ref`. */
+const headerOf = (s: SnapshotStore.StoredSnapshot): Header => s.ref as Header
+
 /**
- * Builds the store on an existing table (see {@link layer} to also create it).
+ * The snapshot store's storage on a DynamoDB table (see the module documentation for the
+ * layout and the requests): `list` is one `Query` over the headers, `write` the parts
+ * (`BatchWriteItem`) then the header (`PutItem`), `read` nothing more for an inline state or
+ * one `Query` for the parts, `remove` deletes by key and sweeps orphan parts. For drivers
+ * and tests; most code uses {@link make} or the layers. Dies when the table name or
+ * `partBytes` is invalid.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export const make = (options: DynamoSnapshotStoreOptions) =>
+export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOptions = {}) =>
   Effect.gen(function*() {
     const client = yield* DynamoClient
-    const table = yield* checkTableName("DynamoSnapshotStore", options.tableName)
-    const keepLast = SnapshotStore.validateKeepLast(options.keepLast)
+    const table = yield* checkTableName("DynamoSnapshotStore", tableName)
     const partBytes = options.partBytes ?? 390_000
     if (!Number.isSafeInteger(partBytes) || partBytes < 1 || partBytes > 399_000) {
       return yield* Effect.die(new Error(`DynamoSnapshotStore: partBytes must be 1..399000, got ${partBytes}`))
@@ -196,15 +211,92 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
     const deleteKeys = (streamId: string, keys: ReadonlyArray<string>) =>
       batchWrite(keys.map((k) => ({ DeleteRequest: { Key: { s: { S: streamId }, k: { S: k } } } })))
 
-    const retention = (streamId: string) =>
+    const list: SnapshotStore.Storage["list"] = (streamId, atOrBefore) => {
+      const upper = atOrBefore === undefined ? "h#~" : `h#${pad(atOrBefore, 16)}#~`
+      return queryAll(streamId, headerPrefix, upper, false).pipe(
+        Effect.map((items) =>
+          items.flatMap((item): Array<SnapshotStore.StoredSnapshot> => {
+            const h = parseHeader(item)
+            return h === undefined ? [] : [{ version: h.version, schemaVersion: h.schemaVersion, savedAtMillis: h.savedAt, ref: h }]
+          })
+        )
+      )
+    }
+
+    const write: SnapshotStore.Storage["write"] = (streamId, s) =>
       Effect.gen(function*() {
-        const headers = (yield* queryAll(streamId, headerPrefix, "h#~", false))
-          .map(parseHeader)
-          .filter((h): h is Header => h !== undefined)
-        if (headers.length <= keepLast) return
-        const drop = headers.slice(keepLast)
-        const kept = headers.slice(0, keepLast)
-        const oldestKept = kept[kept.length - 1]!
+        const id = makeUlid(s.savedAtMillis)
+        const raw = encoder.encode(s.stateJson)
+        const data = compress ? new Uint8Array(gzipSync(raw)) : raw
+        const partCount = data.length <= INLINE_BYTES ? 0 : Math.ceil(data.length / partBytes)
+        if (partCount > 0) {
+          yield* batchWrite(Array.from({ length: partCount }, (_, i) => ({
+            PutRequest: {
+              Item: {
+                s: { S: streamId },
+                k: { S: partKey(s.version, id, i) },
+                b: { B: data.subarray(i * partBytes, (i + 1) * partBytes) }
+              }
+            }
+          })))
+        }
+        // The header last: it is the commit.
+        const header: Record<string, AttributeValue> = {
+          s: { S: streamId },
+          k: { S: headerKey(s.version, id) },
+          n: { N: String(partCount) },
+          z: { N: String(data.length) },
+          h: { S: fnv1a(data) },
+          e: { S: compress ? "g" : "j" },
+          w: { N: String(s.schemaVersion) },
+          t: { N: String(s.savedAtMillis) }
+        }
+        if (partCount === 0) header.b = { B: data }
+        yield* unconditional(client.call("PutItem", table, (c, abortSignal) =>
+          c.send(new PutItemCommand({ TableName: table, Item: header, ReturnConsumedCapacity: "TOTAL" }), { abortSignal })))
+      })
+
+    const read: SnapshotStore.Storage["read"] = (streamId, snapshot) =>
+      Effect.gen(function*() {
+        const header = headerOf(snapshot)
+        const corrupted = (reason: string, cause?: unknown): SnapshotStore.ReadOutcome => ({ _tag: "Corrupted", reason, cause })
+        let data: Uint8Array
+        if (header.parts === 0) {
+          if (header.inline === undefined) return corrupted("the inline data is missing")
+          data = header.inline
+        } else {
+          const prefix = partPrefix(header.version, header.id)
+          const parts = yield* queryAll(streamId, prefix, `${prefix}~`, true)
+          if (parts.length !== header.parts) {
+            // Deleted by a concurrent save's retention since the header was read: the store lists again.
+            return { _tag: "Missing", reason: `${parts.length} of ${header.parts} parts are stored` } as const
+          }
+          data = new Uint8Array(header.bytes)
+          let offset = 0
+          for (const [i, part] of parts.entries()) {
+            const bytes = part.b?.B
+            if (part.k?.S !== partKey(header.version, header.id, i) || bytes === undefined || offset + bytes.length > data.length) {
+              return corrupted(`part ${i} is missing or malformed`)
+            }
+            data.set(bytes, offset)
+            offset += bytes.length
+          }
+          if (offset !== header.bytes) return corrupted(`the parts hold ${offset} of ${header.bytes} bytes`)
+        }
+        if (data.length !== header.bytes || fnv1a(data) !== header.hash) {
+          return corrupted("the stored bytes do not match their checksum")
+        }
+        try {
+          return { _tag: "Found", stateJson: decoder.decode(header.encoding === "g" ? gunzipSync(data) : data) } as const
+        } catch (cause) {
+          return corrupted("the stored bytes do not decode", cause)
+        }
+      })
+
+    const remove: SnapshotStore.Storage["remove"] = (streamId, dropped, kept) =>
+      Effect.gen(function*() {
+        const drop = dropped.map(headerOf)
+        const keep = kept.map(headerOf)
         // Headers first: a snapshot without its header is never read, whatever happens next.
         yield* deleteKeys(streamId, drop.map((h) => headerKey(h.version, h.id)))
         // Parts of dropped snapshots: their keys follow from the headers, no read needed.
@@ -215,8 +307,10 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         // Orphans of interrupted saves below the oldest kept snapshot (usually none, so this
         // reads nothing). Parts younger than the grace period may belong to a save still in
         // flight and are left alone.
+        const oldestKept = keep[keep.length - 1]
+        if (oldestKept === undefined) return
         const now = yield* Clock.currentTimeMillis
-        const keptPrefixes = kept.map((h) => partPrefix(h.version, h.id))
+        const keptPrefixes = keep.map((h) => partPrefix(h.version, h.id))
         const isOrphan = (k: string) => {
           if (k === "" || keptPrefixes.some((prefix) => k.startsWith(prefix))) return false
           const time = ulidTime(k.split("#")[2] ?? "")
@@ -230,123 +324,18 @@ export const make = (options: DynamoSnapshotStoreOptions) =>
         )
       })
 
-    const save: SnapshotStore.SnapshotStoreShape["save"] = Effect.fn("DynamoSnapshotStore.save")(function*(streamId, snapshot) {
-      const s = yield* SnapshotStore.validateSave("save", streamId, snapshot)
-      const savedAt = yield* Clock.currentTimeMillis
-      const id = makeUlid(savedAt)
-      const raw = encoder.encode(s.json)
-      const data = compress ? new Uint8Array(gzipSync(raw)) : raw
-      const partCount = data.length <= INLINE_BYTES ? 0 : Math.ceil(data.length / partBytes)
-      if (partCount > 0) {
-        yield* batchWrite(Array.from({ length: partCount }, (_, i) => ({
-          PutRequest: {
-            Item: {
-              s: { S: streamId },
-              k: { S: partKey(s.version, id, i) },
-              b: { B: data.subarray(i * partBytes, (i + 1) * partBytes) }
-            }
-          }
-        })))
-      }
-      const header: Record<string, AttributeValue> = {
-        s: { S: streamId },
-        k: { S: headerKey(s.version, id) },
-        n: { N: String(partCount) },
-        z: { N: String(data.length) },
-        h: { S: fnv1a(data) },
-        e: { S: compress ? "g" : "j" },
-        w: { N: String(s.schemaVersion) },
-        t: { N: String(savedAt) }
-      }
-      if (partCount === 0) header.b = { B: data }
-      yield* unconditional(client.call("PutItem", table, (c, abortSignal) =>
-        c.send(new PutItemCommand({ TableName: table, Item: header, ReturnConsumedCapacity: "TOTAL" }), { abortSignal })))
-      // The snapshot is stored at this point; a failed clean-up must not report the save as failed.
-      yield* retention(streamId).pipe(
-        Effect.catch((error) => Effect.logWarning(`Snapshot retention for ${streamId} failed (the snapshot is saved): ${error.message}`))
-      )
-    })
-
-    const corrupted = (streamId: string, version: number, reason: string, cause?: unknown) =>
-      new SnapshotStore.CorruptedSnapshotError({ streamId, version, reason, cause })
-
-    /** Thrown inside a load attempt when the chosen snapshot's parts are not all there. */
-    class PartsMissing {
-      constructor(readonly version: number, readonly reason: string) {}
-    }
-
-    const loadOnce = (streamId: string, o: SnapshotStore.LoadOptions) =>
-      Effect.gen(function*() {
-        const upper = o.atOrBefore === undefined ? "h#~" : `h#${pad(o.atOrBefore, 16)}#~`
-        const headers = (yield* queryAll(streamId, headerPrefix, upper, false))
-          .map(parseHeader)
-          .filter((h): h is Header => h !== undefined)
-        const header = headers.find((h) => o.schemaVersion === undefined || h.schemaVersion === o.schemaVersion)
-        if (header === undefined) return Option.none()
-        let data: Uint8Array
-        if (header.parts === 0) {
-          if (header.inline === undefined) return yield* corrupted(streamId, header.version, "the inline data is missing")
-          data = header.inline
-        } else {
-          const parts = yield* queryAll(streamId, partPrefix(header.version, header.id), `${partPrefix(header.version, header.id)}~`, true)
-          if (parts.length !== header.parts) {
-            return yield* Effect.fail(new PartsMissing(header.version, `${parts.length} of ${header.parts} parts are stored`))
-          }
-          data = new Uint8Array(header.bytes)
-          let offset = 0
-          for (const [i, part] of parts.entries()) {
-            const bytes = part.b?.B
-            if (part.k?.S !== partKey(header.version, header.id, i) || bytes === undefined || offset + bytes.length > data.length) {
-              return yield* corrupted(streamId, header.version, `part ${i} is missing or malformed`)
-            }
-            data.set(bytes, offset)
-            offset += bytes.length
-          }
-          if (offset !== header.bytes) return yield* corrupted(streamId, header.version, `the parts hold ${offset} of ${header.bytes} bytes`)
-        }
-        if (data.length !== header.bytes || fnv1a(data) !== header.hash) {
-          return yield* corrupted(streamId, header.version, "the stored bytes do not match their checksum")
-        }
-        let json: string
-        try {
-          json = decoder.decode(header.encoding === "g" ? gunzipSync(data) : data)
-        } catch (cause) {
-          return yield* corrupted(streamId, header.version, "the stored bytes do not decode", cause)
-        }
-        if (!Number.isSafeInteger(header.schemaVersion) || header.schemaVersion < 0) {
-          return yield* corrupted(streamId, header.version, "the schema version is missing or not an integer >= 0")
-        }
-        const savedAt = Option.getOrUndefined(DateTime.make(header.savedAt))
-        if (savedAt === undefined) return yield* corrupted(streamId, header.version, `the saved-at time ${header.savedAt} is not a valid date`)
-        return Option.some({
-          streamId,
-          version: header.version,
-          schemaVersion: header.schemaVersion,
-          state: yield* SnapshotStore.parseState(streamId, header.version, json),
-          savedAt
-        })
-      })
-
-    const load: SnapshotStore.SnapshotStoreShape["load"] = Effect.fn("DynamoSnapshotStore.load")(function*(streamId, loadOptions) {
-      const o = yield* SnapshotStore.validateLoad("load", streamId, loadOptions)
-      // A save by another process may delete the chosen snapshot (retention) between the
-      // header and the parts queries: read the headers again, a few times, before failing.
-      return yield* loadOnce(streamId, o).pipe(
-        Effect.retry({ times: 3, while: (e) => e instanceof PartsMissing }),
-        Effect.catchIf(
-          (e): e is PartsMissing => e instanceof PartsMissing,
-          (e) =>
-            Effect.fail(corrupted(
-              streamId,
-              e.version,
-              `parts are missing (${e.reason}): deleted while loading by a concurrent save's retention, or removed by hand`
-            ))
-        )
-      )
-    })
-
-    return SnapshotStore.SnapshotStore.of({ save, load })
+    return { list, write, read, remove } satisfies SnapshotStore.Storage
   })
+
+/**
+ * Builds the store on an existing table (see {@link layer} to also create it):
+ * `SnapshotStore.make` over {@link makeStorage}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: DynamoSnapshotStoreOptions): Effect.Effect<SnapshotStore.SnapshotStoreShape, never, DynamoClient> =>
+  Effect.flatMap(makeStorage(options.tableName, options), (storage) => SnapshotStore.make(storage, options))
 
 /** A batch still had unprocessed items after a request: retried with backoff. */
 class Unprocessed {}
