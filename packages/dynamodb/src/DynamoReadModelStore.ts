@@ -30,16 +30,16 @@
 import {
   type AttributeValue,
   BatchGetItemCommand,
-  BatchWriteItemCommand,
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
-  QueryCommand,
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
-import { Config, Effect, Layer, Option, Stream } from "effect"
+import { Config, Effect, Layer, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
+import { writeBatch as writeOnce } from "./internal/batchWrite.js"
+import { queryItems } from "./internal/query.js"
 import { checkTableName, ensuring, readModelsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -114,24 +114,14 @@ export const makeStorage = (tableName: string) =>
         )
 
     const query: ReadModel.Storage["query"] = (name, { consistentRead, pageSize }) =>
-      Stream.paginate(undefined as Record<string, AttributeValue> | undefined, (startKey) =>
-        unconditional(client.call("Query", table, (c, abortSignal) =>
-          c.send(
-            new QueryCommand({
-              TableName: table,
-              KeyConditionExpression: "#n = :n",
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ":n": { S: name } },
-              ProjectionExpression: projection,
-              ConsistentRead: consistentRead,
-              ReturnConsumedCapacity: "TOTAL",
-              ...(pageSize !== undefined ? { Limit: pageSize } : {}),
-              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-            }),
-            { abortSignal }
-          ))).pipe(
-            Effect.map((r) => [(r.Items ?? []).map(toRow), Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)
-          ))
+      queryItems(client, table, {
+        KeyConditionExpression: "#n = :n",
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ":n": { S: name } },
+        ProjectionExpression: projection,
+        ConsistentRead: consistentRead,
+        ...(pageSize !== undefined ? { Limit: pageSize } : {})
+      }).pipe(Stream.map(toRow))
 
     const put: ReadModel.Storage["put"] = (name, id, data) =>
       unconditional(client.call("PutItem", table, (c) =>
@@ -149,22 +139,17 @@ export const makeStorage = (tableName: string) =>
           new DeleteItemCommand({ TableName: table, Key: keyOf(name, id), ReturnConsumedCapacity: "TOTAL" })
         ))).pipe(Effect.asVoid)
 
+    // One request; core's ReadModel.make retries what is left unprocessed, for every driver.
     const writeBatch: ReadModel.Storage["writeBatch"] = (name, operations) =>
-      unconditional(client.call("BatchWriteItem", table, (c) =>
-        c.send(
-          new BatchWriteItemCommand({
-            RequestItems: {
-              [table]: operations.map((op): WriteRequest =>
-                op._tag === "Put"
-                  ? { PutRequest: { Item: { Name: { S: name }, Id: { S: op.id }, Data: { S: op.data } } } }
-                  : { DeleteRequest: { Key: keyOf(name, op.id) } }
-              )
-            },
-            ReturnConsumedCapacity: "TOTAL"
-          })
-        ))).pipe(
-          Effect.map((r) => ({ unprocessed: (r.UnprocessedItems?.[table] ?? []).map(writeRequestId) }))
+      writeOnce(
+        client,
+        table,
+        operations.map((op): WriteRequest =>
+          op._tag === "Put"
+            ? { PutRequest: { Item: { Name: { S: name }, Id: { S: op.id }, Data: { S: op.data } } } }
+            : { DeleteRequest: { Key: keyOf(name, op.id) } }
         )
+      ).pipe(Effect.map((left) => ({ unprocessed: left.map(writeRequestId) })))
 
     const storage: ReadModel.Storage = { table, get, getBatch, query, put, delete: remove, writeBatch }
     return storage

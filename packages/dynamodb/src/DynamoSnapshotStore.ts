@@ -23,18 +23,14 @@
  *
  * @since 0.1.0
  */
-import {
-  type AttributeValue,
-  BatchWriteItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  type WriteRequest
-} from "@aws-sdk/client-dynamodb"
-import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { type AttributeValue, PutItemCommand, type WriteRequest } from "@aws-sdk/client-dynamodb"
+import { type Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
+import { Clock, Config, Duration, Effect, Layer, Schema, Stream } from "effect"
 import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
+import { writeAll } from "./internal/batchWrite.js"
+import { queryItems } from "./internal/query.js"
 import { checkTableName, ensuring, snapshotsTable, type TableMismatchError } from "./Tables.js"
 
 /** Monotonic ULIDs: each snapshot's id, sorted by save time. */
@@ -146,66 +142,28 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
     const compress = options.compression === "gzip"
     const orphanGraceMillis = Duration.toMillis(options.orphanGracePeriod ?? Duration.minutes(15))
 
-    /** The items of a key range as a lazy Stream, one Query per page. */
-    const queryItems = (
+    /** The items of a key range, strongly consistent, one Query per page. */
+    const queryRange = (
       streamId: string,
       from: string,
       to: string,
       options: { readonly forward: boolean; readonly projection?: string }
     ) =>
-      Stream.paginate(undefined as Record<string, AttributeValue> | undefined, (startKey) =>
-        unconditional(client.call("Query", table, (c, abortSignal) =>
-          c.send(
-            new QueryCommand({
-              TableName: table,
-              KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
-              ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { S: from }, ":to": { S: to } },
-              ScanIndexForward: options.forward,
-              ConsistentRead: true,
-              ReturnConsumedCapacity: "TOTAL",
-              ...(options.projection !== undefined ? { ProjectionExpression: options.projection } : {}),
-              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-            }),
-            { abortSignal }
-          ))).pipe(Effect.map((r) => [r.Items ?? [], Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)))
+      queryItems(client, table, {
+        KeyConditionExpression: "s = :s AND k BETWEEN :from AND :to",
+        ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { S: from }, ":to": { S: to } },
+        ScanIndexForward: options.forward,
+        ConsistentRead: true,
+        ...(options.projection !== undefined ? { ProjectionExpression: options.projection } : {})
+      })
 
     /** All items of a small key range (the headers, or one snapshot's parts). */
     const queryAll = (streamId: string, from: string, to: string, forward: boolean) =>
-      Stream.runCollect(queryItems(streamId, from, to, { forward }))
+      Stream.runCollect(queryRange(streamId, from, to, { forward }))
 
-    /** BatchWriteItem in chunks of 25, retrying `UnprocessedItems` with the read models' backoff schedule. */
+    /** Writes in batches of 25, `UnprocessedItems` retried with the read models' backoff schedule. */
     const batchWrite = (requests: ReadonlyArray<WriteRequest>) =>
-      Effect.forEach(
-        chunk(requests, 25),
-        (batch) =>
-          Effect.suspend(() => {
-            let pending: ReadonlyArray<WriteRequest> = batch
-            const send = unconditional(client.call("BatchWriteItem", table, (c, abortSignal) =>
-              c.send(
-                new BatchWriteItemCommand({ RequestItems: { [table]: [...pending] }, ReturnConsumedCapacity: "TOTAL" }),
-                { abortSignal }
-              ))).pipe(
-                Effect.flatMap((response) => {
-                  pending = response.UnprocessedItems?.[table] ?? []
-                  return pending.length === 0 ? Effect.void : Effect.fail(new Unprocessed())
-                })
-              )
-            return send.pipe(
-              Effect.retry({ schedule: ReadModel.defaultUnprocessedRetrySchedule, while: (e) => e instanceof Unprocessed }),
-              Effect.catchIf(
-                (e): e is Unprocessed => e instanceof Unprocessed,
-                () =>
-                  Effect.fail(new Errors.StorageError({
-                    operation: "BatchWriteItem",
-                    reason: "Throttled",
-                    resource: table,
-                    detail: `${pending.length} items stayed unprocessed after retries with backoff`
-                  }))
-              )
-            )
-          }),
-        { concurrency: 4, discard: true }
-      )
+      writeAll(client, table, requests, { schedule: ReadModel.defaultUnprocessedRetrySchedule })
 
     /** Deletes in batches of 25; keys are read page by page, so memory stays flat. */
     const deleteKeys = (streamId: string, keys: ReadonlyArray<string>) =>
@@ -316,7 +274,7 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
           const time = ulidTime(k.split("#")[2] ?? "")
           return time === undefined || now - time >= orphanGraceMillis
         }
-        yield* queryItems(streamId, "p#", `p#${pad(oldestKept.version, 16)}#`, { forward: true, projection: "k" }).pipe(
+        yield* queryRange(streamId, "p#", `p#${pad(oldestKept.version, 16)}#`, { forward: true, projection: "k" }).pipe(
           Stream.map((item) => item.k?.S ?? ""),
           Stream.filter(isOrphan),
           Stream.grouped(25),
@@ -336,12 +294,6 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
  */
 export const make = (options: DynamoSnapshotStoreOptions): Effect.Effect<SnapshotStore.SnapshotStoreShape, never, DynamoClient> =>
   Effect.flatMap(makeStorage(options.tableName, options), (storage) => SnapshotStore.make(storage, options))
-
-/** A batch still had unprocessed items after a request: retried with backoff. */
-class Unprocessed {}
-
-const chunk = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
 /**
  * The DynamoDB snapshot store, creating its table when it does not exist.
