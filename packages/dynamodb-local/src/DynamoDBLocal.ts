@@ -167,7 +167,7 @@ export type LayerError = JavaNotFoundError | DynamoDBLocalStartError | Config.Co
 // Constructors
 // -----------------------------------------------------------------------------
 
-// The same defaults as DynamoClient.layerConfig for a local endpoint: one local database
+// The same defaults as DynamoClient.envConfig for a local endpoint: one local database
 // for every entry point.
 const defaultRegion = DynamoClient.localDefaults.region
 const defaultAccessKeyId = DynamoClient.localDefaults.accessKeyId

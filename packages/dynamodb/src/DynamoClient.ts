@@ -575,41 +575,64 @@ const isLoopback = (endpoint: string): boolean => {
 }
 
 /**
- * A layer configured from the environment (through Effect `Config`):
+ * The configuration {@link layerConfig} reads when called without one, through the current
+ * `ConfigProvider` (environment variables unless you provide another):
  * `DYNAMODB_ENDPOINT` (optional; unset means AWS itself), `AWS_REGION`,
  * `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (optional; unset
  * means the SDK's default credential chain: profiles, SSO, instance and task roles).
  *
  * With `DYNAMODB_ENDPOINT` on this machine (`localhost`, `127.x`, `[::1]`), unset region and
  * credentials default to {@link localDefaults}, so DynamoDB Local needs no AWS variables.
- * A malformed variable fails with a `ConfigError` that names it.
  *
- * @since 0.1.0
- * @category layers
+ * @since 0.2.0
+ * @category config
  */
-export const layerConfig: Layer.Layer<DynamoClient, Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const endpoint = Option.filter(
-      Option.map(yield* Config.option(Config.String("DYNAMODB_ENDPOINT")), (e) => e.trim()),
-      (e) => e.length > 0
-    )
+export const envConfig: Config.Config<DynamoClientOptions> = Config.all({
+  endpoint: Config.option(Config.String("DYNAMODB_ENDPOINT")),
+  region: Config.option(Config.String("AWS_REGION")),
+  accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
+  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY")),
+  sessionToken: Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
+}).pipe(
+  Config.map((env): DynamoClientOptions => {
+    const endpoint = Option.filter(Option.map(env.endpoint, (e) => e.trim()), (e) => e.length > 0)
     const local = Option.isSome(endpoint) && isLoopback(endpoint.value)
-    const region = yield* Config.option(Config.String("AWS_REGION"))
-    const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
-    const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
-    const sessionToken = yield* Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
-    return layer({
+    return {
       endpoint: Option.getOrUndefined(endpoint),
-      region: Option.getOrUndefined(region) ?? (local ? localDefaults.region : undefined),
-      credentials: Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+      region: Option.getOrUndefined(env.region) ?? (local ? localDefaults.region : undefined),
+      credentials: Option.isSome(env.accessKeyId) && Option.isSome(env.secretAccessKey)
         ? {
-          accessKeyId: accessKeyId.value,
-          secretAccessKey: secretAccessKey.value,
-          sessionToken: Option.getOrUndefined(sessionToken)
+          accessKeyId: env.accessKeyId.value,
+          secretAccessKey: env.secretAccessKey.value,
+          sessionToken: Option.getOrUndefined(env.sessionToken)
         }
         : local
         ? { accessKeyId: localDefaults.accessKeyId, secretAccessKey: localDefaults.secretAccessKey }
         : undefined
-    })
+    }
   })
 )
+
+/**
+ * {@link layer} with its options read through Effect `Config`, as Effect's own drivers take
+ * them (`Config.Wrap`): one `Config` of the whole options, or a record with a `Config` (or
+ * `Config.succeed(value)`) per option. Without an argument it reads {@link envConfig}
+ * (`DYNAMODB_ENDPOINT`, `AWS_REGION`, `AWS_*` credentials). A missing or malformed value
+ * fails the layer with a `ConfigError` that names it.
+ *
+ * ```ts
+ * // Your own names:
+ * DynamoClient.layerConfig({
+ *   region: Config.String("DDB_REGION"),
+ *   credentials: { accessKeyId: Config.String("DDB_KEY_ID"), secretAccessKey: Config.Redacted("DDB_SECRET") }
+ * })
+ * // The environment variables above:
+ * DynamoClient.layerConfig()
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Wrap<DynamoClientOptions> = envConfig
+): Layer.Layer<DynamoClient, Config.ConfigError> => Layer.unwrap(Effect.map(Config.unwrap(config), layer))

@@ -214,7 +214,7 @@ export const make = (options: DynamoEventStoreOptions) =>
  *
  * ```ts
  * const EventStoreLive = DynamoEventStore.layer({ tableName: "events" }).pipe(
- *   Layer.provide(DynamoClient.layerConfig)
+ *   Layer.provide(DynamoClient.layerConfig())
  * )
  * ```
  *
@@ -234,15 +234,32 @@ export const layerExisting = (options: DynamoEventStoreOptions): Layer.Layer<Eve
   Layer.effect(EventStore.EventStore, make(options))
 
 /**
- * {@link layer} configured from the environment: `DYNAMO_ES_EVENTS_TABLE` (default
- * `"events"`).
+ * The configuration {@link layerConfig} reads when called without one: the table name from
+ * `DYNAMO_ES_EVENTS_TABLE` (default `"events"`), through the current `ConfigProvider`
+ * (environment variables unless you provide another).
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const envConfig: Config.Config<DynamoEventStoreOptions> = Config.all({
+  tableName: Config.String("DYNAMO_ES_EVENTS_TABLE").pipe(Config.withDefault("events"))
+})
+
+/**
+ * {@link layer} with its options read through Effect `Config`, as Effect's own drivers take
+ * them (`Config.Wrap`): one `Config` of the whole options, or a record with a `Config` (or
+ * `Config.succeed(value)`) per option. Without an argument it reads {@link envConfig}. A
+ * missing or malformed value fails the layer with a `ConfigError` that names it.
+ *
+ * ```ts
+ * DynamoEventStore.layerConfig({ tableName: Config.String("EVENTS_TABLE") })
+ * DynamoEventStore.layerConfig() // DYNAMO_ES_EVENTS_TABLE, default "events"
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<EventStore.EventStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer.unwrap(
-  Effect.gen(function*() {
-    const tableName = yield* Config.String("DYNAMO_ES_EVENTS_TABLE").pipe(Config.withDefault("events"))
-    return layer({ tableName })
-  })
-)
+export const layerConfig = (
+  config: Config.Wrap<DynamoEventStoreOptions> = envConfig
+): Layer.Layer<EventStore.EventStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layer))

@@ -174,7 +174,7 @@ export const make = (options: DynamoReadModelStoreOptions): Effect.Effect<ReadMo
  *
  * ```ts
  * const ReadModelsLive = DynamoReadModelStore.layer({ tableName: "read-models" }).pipe(
- *   Layer.provide(DynamoClient.layerConfig)
+ *   Layer.provide(DynamoClient.layerConfig())
  * )
  * ```
  *
@@ -196,19 +196,34 @@ export const layerExisting = (options: DynamoReadModelStoreOptions): Layer.Layer
   Layer.effect(ReadModel.ReadModelStore, make(options))
 
 /**
- * {@link layer} configured from the environment: `DYNAMO_ES_READ_MODELS_TABLE` (default
- * `"read-models"`).
+ * The configuration {@link layerConfig} reads when called without one: the table name from
+ * `DYNAMO_ES_READ_MODELS_TABLE` (default `"read-models"`), through the current
+ * `ConfigProvider` (environment variables unless you provide another).
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const envConfig: Config.Config<DynamoReadModelStoreOptions> = Config.all({
+  tableName: Config.String("DYNAMO_ES_READ_MODELS_TABLE").pipe(Config.withDefault("read-models"))
+})
+
+/**
+ * {@link layer} with its options read through Effect `Config` (`Config.Wrap`: one `Config`
+ * of the whole options, or a record with a `Config` per option). Without an argument it
+ * reads {@link envConfig}. A missing or malformed value fails the layer with a
+ * `ConfigError` that names it.
+ *
+ * ```ts
+ * DynamoReadModelStore.layerConfig({ tableName: Config.String("READ_MODELS_TABLE") })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer
-  .unwrap(
-    Effect.gen(function*() {
-      const tableName = yield* Config.String("DYNAMO_ES_READ_MODELS_TABLE").pipe(Config.withDefault("read-models"))
-      return layer({ tableName })
-    })
-  )
+export const layerConfig = (
+  config: Config.Wrap<DynamoReadModelStoreOptions> = envConfig
+): Layer.Layer<ReadModel.ReadModelStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layer))
 
 export {
   /**

@@ -316,26 +316,41 @@ export const layerExisting = (options: DynamoSnapshotStoreOptions): Layer.Layer<
   Layer.effect(SnapshotStore.SnapshotStore, make(options))
 
 /**
- * {@link layer} configured from the environment: `DYNAMO_ES_SNAPSHOTS_TABLE` (default
- * `"snapshots"`), `DYNAMO_ES_SNAPSHOTS_KEEP` (default 3), `DYNAMO_ES_SNAPSHOTS_COMPRESSION`
- * (`gzip` or `none`, default `none`).
+ * The configuration {@link layerConfig} reads when called without one, through the current
+ * `ConfigProvider` (environment variables unless you provide another):
+ * `DYNAMO_ES_SNAPSHOTS_TABLE` (default `"snapshots"`), `DYNAMO_ES_SNAPSHOTS_KEEP` (an
+ * integer >= 1, default 3), `DYNAMO_ES_SNAPSHOTS_COMPRESSION` (`gzip` or `none`, default
+ * `none`).
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const envConfig: Config.Config<DynamoSnapshotStoreOptions> = Config.all({
+  tableName: Config.String("DYNAMO_ES_SNAPSHOTS_TABLE").pipe(Config.withDefault("snapshots")),
+  keepLast: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), "DYNAMO_ES_SNAPSHOTS_KEEP").pipe(
+    Config.withDefault(3)
+  ),
+  compression: Config.Literals(["gzip", "none"], "DYNAMO_ES_SNAPSHOTS_COMPRESSION").pipe(Config.withDefault("none" as const))
+})
+
+/**
+ * {@link layer} with its options read through Effect `Config` (`Config.Wrap`: one `Config`
+ * of the whole options, or a record with a `Config` per option). Without an argument it
+ * reads {@link envConfig}. A missing or malformed value fails the layer with a
+ * `ConfigError` that names it; a `keepLast` below 1 or a bad `partBytes` given otherwise
+ * is a defect, as with {@link layer}.
+ *
+ * ```ts
+ * DynamoSnapshotStore.layerConfig({ tableName: Config.String("SNAPSHOTS_TABLE"), keepLast: Config.Int("SNAPSHOTS_KEEP") })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> = Layer
-  .unwrap(
-    Effect.gen(function*() {
-      const tableName = yield* Config.String("DYNAMO_ES_SNAPSHOTS_TABLE").pipe(Config.withDefault("snapshots"))
-      const keepLast = yield* Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), "DYNAMO_ES_SNAPSHOTS_KEEP").pipe(
-        Config.withDefault(3)
-      )
-      const compression = yield* Config.Literals(["gzip", "none"], "DYNAMO_ES_SNAPSHOTS_COMPRESSION").pipe(
-        Config.withDefault("none" as const)
-      )
-      return layer({ tableName, keepLast, compression })
-    })
-  )
+export const layerConfig = (
+  config: Config.Wrap<DynamoSnapshotStoreOptions> = envConfig
+): Layer.Layer<SnapshotStore.SnapshotStore, Errors.StorageError | TableMismatchError | Config.ConfigError, DynamoClient> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layer))
 
 export {
   /**

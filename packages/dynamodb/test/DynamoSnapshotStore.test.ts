@@ -238,10 +238,10 @@ describe("DynamoSnapshotStore", { timeout: 120_000 }, () => {
         yield* store.save("cfg", { version: 2, state: "two" })
         assert.isTrue(Option.isNone(yield* store.load("cfg", { atOrBefore: 1 })), "keepLast 1 from the environment")
         assert.strictEqual(Option.getOrThrow(yield* store.load("cfg")).state, "two")
-      }).pipe(Effect.provide(DynamoSnapshotStore.layerConfig), withEnv(env))
+      }).pipe(Effect.provide(DynamoSnapshotStore.layerConfig()), withEnv(env))
       for (const bad of [{ DYNAMO_ES_SNAPSHOTS_KEEP: "0" }, { DYNAMO_ES_SNAPSHOTS_COMPRESSION: "zip" }]) {
         const e = fail(yield* Effect.exit(SnapshotStore.SnapshotStore.pipe(
-          Effect.provide(DynamoSnapshotStore.layerConfig),
+          Effect.provide(DynamoSnapshotStore.layerConfig()),
           withEnv({ ...env, ...bad })
         )))
         assert.strictEqual(e._tag, "ConfigError")

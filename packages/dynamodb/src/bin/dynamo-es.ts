@@ -7,7 +7,7 @@
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
- * every entry point of the library (`DynamoClient.layerConfig`): `DYNAMODB_ENDPOINT`,
+ * every entry point of the library (`DynamoClient.layerConfig()`): `DYNAMODB_ENDPOINT`,
  * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
  * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`.
  * A failure prints one line that says what to do, and exits with status 1.
@@ -44,7 +44,7 @@ const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
     return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(definitions()) }, null, 2))
   }
   if (command === "create") {
-    const created = yield* Tables.ensureTables(definitions()).pipe(Effect.provide(DynamoClient.layerConfig))
+    const created = yield* Tables.ensureTables(definitions()).pipe(Effect.provide(DynamoClient.layerConfig()))
     return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
   }
   return yield* Effect.fail(new UsageError(usage))
