@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, DateTime, Effect, Exit, Layer, Option, Predicate, Schema } from "effect"
 import type { InvalidInputError, StorageError } from "./Errors.js"
 import * as Inputs from "./internal/inputs.js"
 import { utf8Length } from "./internal/inputs.js"
@@ -330,8 +330,8 @@ export const make = (storage: Storage, options: SnapshotStoreOptions = {}): Effe
         const { version } = chosen
         const corrupted = (reason: string, cause?: unknown) => new CorruptedSnapshotError({ streamId, version, reason, cause })
         const outcome = yield* storage.read(streamId, chosen)
-        if (outcome._tag === "Missing") return yield* Effect.fail(new Vanished(version, outcome.reason))
-        if (outcome._tag === "Corrupted") return yield* corrupted(outcome.reason, outcome.cause)
+        if (Predicate.isTagged(outcome, "Missing")) return yield* Effect.fail(new Vanished(version, outcome.reason))
+        if (Predicate.isTagged(outcome, "Corrupted")) return yield* corrupted(outcome.reason, outcome.cause)
         const { schemaVersion, savedAtMillis } = chosen
         if (typeof schemaVersion !== "number" || !Number.isSafeInteger(schemaVersion) || schemaVersion < 0) {
           return yield* corrupted("the schema version is missing or not an integer >= 0")
@@ -453,7 +453,7 @@ export const typed = <S, I>(
         const store = yield* SnapshotStore
         const exit = encode(snapshot.state)
         const version = Number.isSafeInteger(snapshot.version) ? snapshot.version : -1
-        if (exit._tag === "Failure") {
+        if (Exit.isFailure(exit)) {
           return yield* new SnapshotEncodeError({
             streamId: String(streamId),
             version,
@@ -462,7 +462,7 @@ export const typed = <S, I>(
           })
         }
         const roundTrip = decode(exit.value)
-        if (roundTrip._tag === "Failure") {
+        if (Exit.isFailure(roundTrip)) {
           return yield* new SnapshotEncodeError({
             streamId: String(streamId),
             version,
@@ -478,7 +478,7 @@ export const typed = <S, I>(
         const found = yield* store.load(streamId, { atOrBefore: loadOptions?.atOrBefore, schemaVersion: options.schemaVersion })
         if (Option.isNone(found)) return Option.none()
         const exit = decode(found.value.state)
-        if (exit._tag === "Failure") {
+        if (Exit.isFailure(exit)) {
           return yield* new CorruptedSnapshotError({
             streamId,
             version: found.value.version,

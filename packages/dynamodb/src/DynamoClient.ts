@@ -25,7 +25,7 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
 import { Errors, Metrics } from "@dynamo-es/core"
-import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Redacted, Schedule, Schema, Tracer } from "effect"
+import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, Tracer } from "effect"
 
 /**
  * A conditional write found its condition false. `item` is the item as it was, when the
@@ -251,7 +251,7 @@ export const unconditional = <A, E, R>(
   Effect.catchIf(
     effect,
     (e): e is ConditionFailed | TransactionCanceled =>
-      typeof e === "object" && e !== null && "_tag" in e && (e._tag === "ConditionFailed" || e._tag === "TransactionCanceled"),
+      Predicate.isTagged(e, "ConditionFailed") || Predicate.isTagged(e, "TransactionCanceled"),
     (e) => Effect.die(e)
   ) as Effect.Effect<A, Exclude<E, ConditionFailed | TransactionCanceled>, R>
 

@@ -36,7 +36,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
-import { Config, Effect, Layer, Stream } from "effect"
+import { Config, Effect, Layer, Predicate, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { writeBatch as writeOnce } from "./internal/batchWrite.js"
 import { queryItems } from "./internal/query.js"
@@ -145,7 +145,7 @@ export const makeStorage = (tableName: string) =>
         client,
         table,
         operations.map((op): WriteRequest =>
-          op._tag === "Put"
+          Predicate.isTagged(op, "Put")
             ? { PutRequest: { Item: { Name: { S: name }, Id: { S: op.id }, Data: { S: op.data } } } }
             : { DeleteRequest: { Key: keyOf(name, op.id) } }
         )

@@ -7,7 +7,8 @@
 import type { WriteRequest } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { Chunk, Effect, Layer, Schedule, Stream } from "effect"
+import { Errors } from "@dynamo-es/core"
+import { Cause, Chunk, Effect, Exit, Layer, Schedule, Stream } from "effect"
 import { writeAll, writeBatch } from "../src/internal/batchWrite.js"
 import { queryItems } from "../src/internal/query.js"
 import { DynamoClient, Tables } from "../src/index.js"
@@ -111,4 +112,18 @@ describe("internal batch writer and query paginator", { timeout: 60_000 }, () =>
         assert.strictEqual(recorder.count("Query"), 1, "taking 3 items reads one page")
         assert.strictEqual((yield* Stream.runCollect(items)).length, 30, "the same stream runs again")
       })))
+})
+
+describe("DynamoClient.unconditional", () => {
+  it.effect("turns ConditionFailed and TransactionCanceled into defects and lets other failures through", () =>
+    Effect.gen(function*() {
+      const condition = yield* Effect.exit(DynamoClient.unconditional(Effect.fail(new DynamoClient.ConditionFailed({ operation: "PutItem" }))))
+      assert.isTrue(Exit.isFailure(condition) && Cause.hasDies(condition.cause) && !Cause.hasFails(condition.cause))
+      const canceled = yield* Effect.exit(DynamoClient.unconditional(Effect.fail(new DynamoClient.TransactionCanceled({ reasons: [] }))))
+      assert.isTrue(Exit.isFailure(canceled) && Cause.hasDies(canceled.cause))
+      const storage = new Errors.StorageError({ operation: "Query", reason: "Throttled", detail: "x" })
+      assert.strictEqual(failure(yield* Effect.exit(DynamoClient.unconditional(Effect.fail(storage)))), storage)
+      // Any other tagged failure passes through unchanged.
+      assert.deepStrictEqual(failure(yield* Effect.exit(DynamoClient.unconditional(Effect.fail({ _tag: "Other" })))), { _tag: "Other" })
+    }))
 })

@@ -2,7 +2,7 @@
  * `EventStore.appendBulk`: imports of any size as consecutive atomic appends over the
  * service (so every implementation has it). See its documentation in `EventStore.ts`.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Predicate } from "effect"
 import { AppendBulkInterrupted } from "../Errors.js"
 import type {
   AppendError,
@@ -69,7 +69,7 @@ export const appendBulk = (
           // Before the first transaction nothing is stored, unless its outcome is unknown:
           // then the caller needs `remaining` (with the ids given here) to resume safely.
           appended === 0 &&
-            !(cause._tag === "StorageError" && cause.unknownOutcome === true &&
+            !(Predicate.isTagged(cause, "StorageError") && cause.unknownOutcome === true &&
               (typeof expectedVersion === "number" || expectedVersion === "noStream"))
             ? cause
             : new AppendBulkInterrupted({
@@ -79,7 +79,7 @@ export const appendBulk = (
             total: events.length,
             // The store already read back what it could: a write whose outcome stays
             // unknown says so; resuming with `remaining` is safe either way.
-            unknownOutcome: cause._tag === "StorageError" && cause.unknownOutcome === true,
+            unknownOutcome: Predicate.isTagged(cause, "StorageError") && cause.unknownOutcome === true,
             remaining: withIds.slice(appended),
             cause
           })

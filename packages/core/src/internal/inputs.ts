@@ -6,7 +6,7 @@
  * The limits are DynamoDB's where DynamoDB has one (item and key sizes, transactions);
  * where the library adds one (TTL range, page size) it is documented in the README.
  */
-import { Duration, Effect, Schema, SchemaIssue } from "effect"
+import { Cause, Duration, Effect, Exit, Option, Schema, SchemaIssue } from "effect"
 import { ExpectedVersionSchema, InvalidInputError } from "../Errors.js"
 
 /** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
@@ -121,7 +121,7 @@ export const ttlMillis = (input: unknown): number | string => {
     return range
   }
   const duration = Duration.fromInput(input as Duration.Input)
-  if (duration._tag === "None" || !Duration.isFinite(duration.value)) return range
+  if (Option.isNone(duration) || !Duration.isFinite(duration.value)) return range
   const ms = Duration.toMillis(duration.value)
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TTL_MILLIS) return range
   return ms
@@ -207,9 +207,9 @@ export const validate = <S extends Schema.Decoder<unknown>>(schema: S) => {
   const decode = Schema.decodeUnknownExit(schema as Schema.Decoder<S["Type"]>)
   return (operation: string, field: string, input: unknown): Effect.Effect<S["Type"], InvalidInputError> => {
     const exit = decode(input)
-    if (exit._tag === "Success") return Effect.succeed(exit.value)
-    const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-    const issue = reason?._tag === "Fail" ? formatter((reason.error as Schema.SchemaError).issue).issues[0] : undefined
+    if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+    const reason = exit.cause.reasons.find(Cause.isFailReason)
+    const issue = reason !== undefined ? formatter((reason.error as Schema.SchemaError).issue).issues[0] : undefined
     return Effect.fail(
       new InvalidInputError({
         operation,

@@ -16,7 +16,7 @@
  */
 import { BatchWriteItemCommand, type WriteRequest } from "@aws-sdk/client-dynamodb"
 import { Errors } from "@dynamo-es/core"
-import { Data, Effect, type Schedule } from "effect"
+import { Data, Effect, Predicate, type Schedule } from "effect"
 import { type DynamoClientShape, unconditional } from "../DynamoClient.js"
 
 /** DynamoDB's limit of writes per `BatchWriteItem`. */
@@ -60,7 +60,7 @@ export const writeAll = (
             pending = left
             return left.length === 0 ? Effect.void : Effect.fail(new Unprocessed({ left: left.length }))
           }),
-          Effect.retry({ schedule: options.schedule, while: (e) => e._tag === "Unprocessed" }),
+          Effect.retry({ schedule: options.schedule, while: (e) => Predicate.isTagged(e, "Unprocessed") }),
           Effect.catchTag("Unprocessed", (e) =>
             Effect.fail(
               new Errors.StorageError({
