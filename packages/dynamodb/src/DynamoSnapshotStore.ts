@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import { type AttributeValue, PutItemCommand, type WriteRequest } from "@aws-sdk/client-dynamodb"
-import { type Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
+import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
 import { Clock, Config, Duration, Effect, Layer, Schema, Stream } from "effect"
 import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
@@ -67,6 +67,8 @@ export interface DynamoSnapshotStoreOptions extends SnapshotStore.SnapshotStoreO
 }
 
 const INLINE_BYTES = 4_096
+/** Part indexes have 5 digits in the sort key, so that they sort in order. */
+const MAX_PARTS = 99_999
 const pad = (n: number, width: number) => String(n).padStart(width, "0")
 const headerPrefix = "h#"
 const headerKey = (version: number, id: string) => `h#${pad(version, 16)}#${id}`
@@ -114,7 +116,12 @@ const parseHeader = (item: Record<string, AttributeValue>): Header | undefined =
   }
 }
 
-/** The storage options of {@link makeStorage}: how DynamoDB lays states out. */
+/**
+ * The options of {@link makeStorage}: how states are laid out in the table.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type DynamoSnapshotStorageOptions = Pick<DynamoSnapshotStoreOptions, "compression" | "orphanGracePeriod" | "partBytes">
 
 /** What {@link makeStorage} hands out as a listed snapshot's `ref`. */
@@ -187,6 +194,14 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
         const raw = encoder.encode(s.stateJson)
         const data = compress ? new Uint8Array(gzipSync(raw)) : raw
         const partCount = data.length <= INLINE_BYTES ? 0 : Math.ceil(data.length / partBytes)
+        if (partCount > MAX_PARTS) {
+          return yield* new Errors.StorageError({
+            operation: "BatchWriteItem",
+            reason: "Validation",
+            resource: table,
+            detail: `the compressed state needs ${partCount} parts of ${partBytes} bytes, more than ${MAX_PARTS}; nothing was written`
+          })
+        }
         if (partCount > 0) {
           yield* batchWrite(Array.from({ length: partCount }, (_, i) => ({
             PutRequest: {
@@ -282,7 +297,15 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
         )
       })
 
-    return { list, write, read, remove } satisfies SnapshotStore.Storage
+    return {
+      // The 5-digit part index caps a state at 99,999 parts: 39 GB with the default part size,
+      // so it only matters with a tiny `partBytes`. Compressed states are checked in `write`.
+      maxStateBytes: compress ? undefined : partBytes * MAX_PARTS,
+      list,
+      write,
+      read,
+      remove
+    } satisfies SnapshotStore.Storage
   })
 
 /**

@@ -167,6 +167,39 @@ describe("DynamoSnapshotStore", { timeout: 120_000 }, () => {
         assert.strictEqual(Option.getOrThrow(yield* store.load(id)).state, state)
       }), { partBytes: 5_000 }))
 
+  it.live("a state needing more parts than the key layout can order is refused before anything is written", () =>
+    instrumented(({ recorder, tableName }) =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        // 1-byte parts: at most 99,999 parts, declared to core as maxStateBytes.
+        const e = fail(yield* Effect.exit(store.save(streamId(), { version: 1, state: stringOfJsonBytes(100_000) })))
+        assert.deepInclude(e, { _tag: "SnapshotEncodeError", version: 1 })
+        assert.match(e.message, /99999/)
+        assert.deepStrictEqual(recorder.commands, [])
+        assert.strictEqual(yield* countItems(tableName), 0)
+      }), { partBytes: 1 }))
+
+  it.live("with gzip, the part limit is checked on the compressed bytes, before anything is written", () =>
+    instrumented(({ recorder, tableName }) =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        // Hardly compressible: 6 bits of entropy per character.
+        let seed = 1
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        const noise = Array.from({ length: 200_000 }, () => {
+          seed ^= seed << 13
+          seed ^= seed >>> 17
+          seed ^= seed << 5
+          return alphabet[(seed >>> 0) % 64]
+        }).join("")
+        // About 150 KB gzipped: more than 99,999 one-byte parts, less than the 200 KB of JSON.
+        const e = fail(yield* Effect.exit(store.save(streamId(), { version: 1, state: noise })))
+        assert.deepInclude(e, { _tag: "StorageError", reason: "Validation" })
+        assert.match(e.message, /nothing was written/)
+        assert.deepStrictEqual(recorder.commands, [])
+        assert.strictEqual(yield* countItems(tableName), 0)
+      }), { partBytes: 1, compression: "gzip" }))
+
   it.live("a corrupted part is a CorruptedSnapshotError naming stream and version", () =>
     instrumented(({ sdk, tableName }) =>
       Effect.gen(function*() {
