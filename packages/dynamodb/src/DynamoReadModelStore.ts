@@ -38,7 +38,7 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
-import { Config, Effect, Layer, Option, Stream } from "effect"
+import { Config, Effect, Layer } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { checkTableName, ensuring, readModelsTable, type TableMismatchError } from "./Tables.js"
 
@@ -113,25 +113,24 @@ export const makeStorage = (tableName: string) =>
           }))
         )
 
-    const query: ReadModel.Storage["query"] = (name, { consistentRead, pageSize }) =>
-      Stream.paginate(undefined as Record<string, AttributeValue> | undefined, (startKey) =>
-        unconditional(client.call("Query", table, (c, abortSignal) =>
-          c.send(
-            new QueryCommand({
-              TableName: table,
-              KeyConditionExpression: "#n = :n",
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ":n": { S: name } },
-              ProjectionExpression: projection,
-              ConsistentRead: consistentRead,
-              ReturnConsumedCapacity: "TOTAL",
-              ...(pageSize !== undefined ? { Limit: pageSize } : {}),
-              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-            }),
-            { abortSignal }
-          ))).pipe(
-            Effect.map((r) => [(r.Items ?? []).map(toRow), Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)
-          ))
+    const queryPage: ReadModel.Storage["queryPage"] = (name, { consistentRead, exclusiveStartId, limit }) =>
+      unconditional(client.call("Query", table, (c, abortSignal) =>
+        c.send(
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: "#n = :n",
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ":n": { S: name } },
+            ProjectionExpression: projection,
+            ConsistentRead: consistentRead,
+            ReturnConsumedCapacity: "TOTAL",
+            ...(limit !== undefined ? { Limit: limit } : {}),
+            ...(exclusiveStartId !== undefined ? { ExclusiveStartKey: keyOf(name, exclusiveStartId) } : {})
+          }),
+          { abortSignal }
+        ))).pipe(
+          Effect.map((r) => ({ rows: (r.Items ?? []).map(toRow), lastEvaluatedId: r.LastEvaluatedKey?.Id?.S }))
+        )
 
     const put: ReadModel.Storage["put"] = (name, id, data) =>
       unconditional(client.call("PutItem", table, (c) =>
@@ -166,7 +165,7 @@ export const makeStorage = (tableName: string) =>
           Effect.map((r) => ({ unprocessed: (r.UnprocessedItems?.[table] ?? []).map(writeRequestId) }))
         )
 
-    const storage: ReadModel.Storage = { table, get, getBatch, query, put, delete: remove, writeBatch }
+    const storage: ReadModel.Storage = { table, get, getBatch, queryPage, put, delete: remove, writeBatch }
     return storage
   })
 

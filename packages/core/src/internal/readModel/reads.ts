@@ -110,7 +110,11 @@ export const makeReads = <A>(ctx: RepositoryContext<A>): Reads<A> => {
     )
   }
 
-  const queryRows = (): Stream.Stream<StoredRow, ReadError> => storage.query(name, { consistentRead, pageSize })
+  const queryRows = (): Stream.Stream<StoredRow, ReadError> =>
+    Stream.paginate(undefined as string | undefined, (exclusiveStartId) =>
+      storage.queryPage(name, { consistentRead, limit: pageSize, exclusiveStartId }).pipe(
+        Effect.map((page) => [page.rows, Option.fromUndefinedOr(page.lastEvaluatedId)] as const)
+      ))
 
   const findAll = (): Stream.Stream<A, ReadError> =>
     queryRows().pipe(
