@@ -108,7 +108,9 @@ export type WriteOperation =
  *
  * Each primitive is ONE storage request (a driver may retry transient failures of that
  * request); `getBatch`/`writeBatch` report what storage left unprocessed instead of
- * failing. Implement it to add a storage backend; application code never calls it.
+ * failing. Implement it to add a storage backend; application code never calls it. Test
+ * a backend with `ReadModelConformance` from `@dynamo-es/core/testing`, on your storage
+ * wrapped by `ReadModelStorageTest.instrument` (requests and faults).
  *
  * @since 0.1.0
  * @category storage
@@ -124,11 +126,22 @@ export interface Storage {
     ids: ReadonlyArray<string>,
     consistentRead: boolean
   ) => Effect.Effect<{ readonly rows: ReadonlyArray<StoredRow>; readonly unprocessed: ReadonlyArray<string> }, StorageError>
-  /** The partition of `name` in id order (UTF-8 byte order), one request per page (`Query`). */
-  readonly query: (
+  /**
+   * One page of the partition of `name` in id order (UTF-8 byte order), starting after
+   * `exclusiveStartId` when given (`Query`): at most `limit` rows when given, and at most
+   * what one request returns (DynamoDB: 1 MB). `lastEvaluatedId` is the id to start the
+   * next page after, `undefined` when the partition is exhausted (a defined one may be
+   * followed by an empty page). Core pages through it with `Stream.paginate`, so that each
+   * page is one visible request. (Since 0.2.0; it replaces `query`, which returned a Stream.)
+   */
+  readonly queryPage: (
     name: string,
-    options: { readonly consistentRead: boolean; readonly pageSize: number | undefined }
-  ) => Stream.Stream<StoredRow, StorageError>
+    options: {
+      readonly consistentRead: boolean
+      readonly limit: number | undefined
+      readonly exclusiveStartId: string | undefined
+    }
+  ) => Effect.Effect<{ readonly rows: ReadonlyArray<StoredRow>; readonly lastEvaluatedId: string | undefined }, StorageError>
   /** One unconditional write (`PutItem`). */
   readonly put: (name: string, id: string, data: string) => Effect.Effect<void, StorageError>
   /** One unconditional delete (`DeleteItem`); deleting a missing row is fine. */
@@ -446,53 +459,24 @@ export const deferred: {
 // -----------------------------------------------------------------------------
 
 /**
- * The storage operations, by their DynamoDB names, as the in-memory storage records them.
- *
- * @since 0.1.0
- * @category models
- */
-export type StorageOperation = "GetItem" | "BatchGetItem" | "Query" | "PutItem" | "DeleteItem" | "BatchWriteItem"
-
-/**
- * A fault for the in-memory storage to inject into one request (tests): fail it (after
- * applying it when `applied` is true: a lost response), or process only some of its ids
- * and report the others as unprocessed (`BatchGetItem`/`BatchWriteItem`).
- *
- * @since 0.1.0
- * @category models
- */
-export type MemoryFault =
-  | { readonly _tag: "Fail"; readonly error: StorageError; readonly applied?: boolean | undefined }
-  | { readonly _tag: "Partial"; readonly processed: ReadonlyArray<string> }
-
-/**
- * In-memory {@link Storage} with DynamoDB's semantics (id order, 1 MB pages, unprocessed
- * items only when injected), plus inspection for tests.
+ * In-memory {@link Storage} with DynamoDB's semantics (id order, 1 MB pages, rows of a
+ * batch in no particular order), plus read-only inspection of what it holds. It never
+ * fails and never leaves items unprocessed: to count requests or inject faults, wrap it
+ * (or any other `Storage`) with `ReadModelStorageTest.instrument` from
+ * `@dynamo-es/core/testing`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface MemoryStorage extends Storage {
-  /** Every request so far, in order. */
-  readonly operations: Array<StorageOperation>
-  /** Items written or deleted so far (batch items count one each). */
-  readonly itemWrites: () => number
-  /** The stored rows of a partition, in id order. */
-  readonly rows: (name: string) => ReadonlyArray<StoredRow>
-  /** Writes a raw row, bypassing every check (to simulate corrupted data); `undefined` data: no `Data`. */
-  readonly putRaw: (name: string, id: string, data: string | undefined) => void
-  /** Drops every row (a recreated table). */
-  readonly reset: () => void
-  /** Installs a fault hook called before each request; `undefined` removes it. */
-  readonly setFault: (
-    fault: ((operation: StorageOperation, name: string, ids: ReadonlyArray<string>) => MemoryFault | undefined) | undefined
-  ) => void
+  /** The stored rows of a partition, in id order (not a request). */
+  readonly rows: (name: string) => Effect.Effect<ReadonlyArray<StoredRow>>
 }
 
 /**
  * Builds an in-memory read-model store with exactly the semantics of the DynamoDB one
  * (same validation, limits, errors, skip-unchanged writes and deferred mode). Each call
- * is a new empty store; `storage` is there for tests (requests, rows, faults).
+ * is a new empty store; `storage` shows the stored rows (`storage.rows(name)`).
  *
  * @since 0.1.0
  * @category constructors

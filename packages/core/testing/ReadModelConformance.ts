@@ -6,32 +6,24 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { ReadModel } from "../src/index.js"
+import * as ReadModelStorageTest from "./ReadModelStorageTest.js"
 import { failure, range } from "./utils.js"
 import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
 
 /**
- * A fault to inject into one storage request, in storage-independent terms:
- * - `Fail`: the request fails with a non-retryable error (AccessDenied); with `applied`,
- *   storage applied it first (a lost response);
- * - `Partial`: storage processes only `processed` and reports the other ids as
- *   unprocessed (BatchGetItem / BatchWriteItem).
+ * A fault to inject into one storage request: see `ReadModelStorageTest.Fault` (`Fail`,
+ * optionally after applying it; `Partial` for batches).
  */
-export type Fault = (
-  operation: ReadModel.StorageOperation,
-  name: string,
-  ids: ReadonlyArray<string>
-) =>
-  | { readonly _tag: "Fail"; readonly applied?: boolean }
-  | { readonly _tag: "Partial"; readonly processed: ReadonlyArray<string> }
-  | undefined
+export type Fault = ReadModelStorageTest.FaultHook
 
 /**
  * What the suite needs besides the store: what reached storage, the raw rows, and fault
- * injection around the real storage.
+ * injection around the real storage. Build it with {@link makeProbe} from the storage
+ * wrapped by `ReadModelStorageTest.instrument`, plus raw access to your storage.
  */
 export class ReadModelProbe extends Context.Service<ReadModelProbe, {
   /** Storage requests since the last `reset`, by DynamoDB operation name. */
-  readonly operations: Effect.Effect<ReadonlyArray<ReadModel.StorageOperation>>
+  readonly operations: Effect.Effect<ReadonlyArray<ReadModelStorageTest.Operation>>
   /** Items written or deleted since the last `reset` (batch items count one each). */
   readonly itemWrites: Effect.Effect<number>
   readonly reset: Effect.Effect<void>
@@ -43,6 +35,21 @@ export class ReadModelProbe extends Context.Service<ReadModelProbe, {
   readonly dropAll: Effect.Effect<void, unknown>
   readonly setFault: (fault: Fault | undefined) => Effect.Effect<void>
 }>()("@dynamo-es/core/test/ReadModelProbe") {}
+
+/**
+ * The probe of a store built on `instrumented.storage`: requests, item writes and faults
+ * come from the wrapper; `raw` reads and writes your storage around the store.
+ */
+export const makeProbe = (
+  instrumented: ReadModelStorageTest.InstrumentedStorage,
+  raw: Pick<ReadModelProbe["Service"], "rows" | "putRaw" | "dropAll">
+): ReadModelProbe["Service"] => ({
+  operations: instrumented.operations,
+  itemWrites: instrumented.itemWrites,
+  reset: instrumented.reset,
+  setFault: instrumented.setFault,
+  ...raw
+})
 
 export type MakeStore = (
   options: ReadModel.ReadModelStoreOptions

@@ -6,7 +6,9 @@
  *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`):
  *   run them against your own implementation, as this repository does against the memory and
  *   DynamoDB ones. They are Vitest suites (`vitest` and `@effect/vitest` are optional peer
- *   dependencies of `@dynamo-es/core`, needed only here).
+ *   dependencies of `@dynamo-es/core`, needed only here);
+ * - `ReadModelStorageTest.instrument(storage)`: any read-model `ReadModel.Storage` wrapped to
+ *   record its requests and inject faults (no test runner needed).
  *
  * Each module is also importable alone: `@dynamo-es/core/testing/EventStoreConformance`.
  *
@@ -16,5 +18,6 @@ export * as AggregateConformance from "./AggregateConformance.js"
 export * as DeciderTest from "./DeciderTest.js"
 export * as EventStoreConformance from "./EventStoreConformance.js"
 export * as ReadModelConformance from "./ReadModelConformance.js"
+export * as ReadModelStorageTest from "./ReadModelStorageTest.js"
 export * as SnapshotStoreConformance from "./SnapshotStoreConformance.js"
 export * as TestUtils from "./utils.js"

@@ -36,10 +36,10 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
-import { Config, Effect, Layer, Predicate, Stream } from "effect"
+import { Config, Effect, Layer, Predicate } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { writeBatch as writeOnce } from "./internal/batchWrite.js"
-import { queryItems } from "./internal/query.js"
+import { queryPage as queryPageOnce } from "./internal/query.js"
 import { checkTableName, ensuring, readModelsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -113,15 +113,17 @@ export const makeStorage = (tableName: string) =>
           }))
         )
 
-    const query: ReadModel.Storage["query"] = (name, { consistentRead, pageSize }) =>
-      queryItems(client, table, {
+    const queryPage: ReadModel.Storage["queryPage"] = (name, { consistentRead, exclusiveStartId, limit }) =>
+      queryPageOnce(client, table, {
         KeyConditionExpression: "#n = :n",
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ":n": { S: name } },
         ProjectionExpression: projection,
         ConsistentRead: consistentRead,
-        ...(pageSize !== undefined ? { Limit: pageSize } : {})
-      }).pipe(Stream.map(toRow))
+        ...(limit !== undefined ? { Limit: limit } : {})
+      }, exclusiveStartId !== undefined ? keyOf(name, exclusiveStartId) : undefined).pipe(
+        Effect.map((page) => ({ rows: page.items.map(toRow), lastEvaluatedId: page.lastEvaluatedKey?.Id?.S }))
+      )
 
     const put: ReadModel.Storage["put"] = (name, id, data) =>
       unconditional(client.call("PutItem", table, (c) =>
@@ -151,7 +153,7 @@ export const makeStorage = (tableName: string) =>
         )
       ).pipe(Effect.map((left) => ({ unprocessed: left.map(writeRequestId) })))
 
-    const storage: ReadModel.Storage = { table, get, getBatch, query, put, delete: remove, writeBatch }
+    const storage: ReadModel.Storage = { table, get, getBatch, queryPage, put, delete: remove, writeBatch }
     return storage
   })
 

@@ -6,7 +6,7 @@ import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import { DynamoReadModelStore, Tables } from "../src/index.js"
 import { sdkError } from "./helpers.js"
-import { makeReadModelEnv, readModelStoreLayer } from "./readModelHelpers.js"
+import { makeReadModelEnv, partialBatches, readModelStoreLayer } from "./readModelHelpers.js"
 import { failure as fail, range } from "@dynamo-es/core/testing/utils"
 
 const local = DynamoDBLocal.layer()
@@ -169,6 +169,27 @@ describe("DynamoReadModelStore", { timeout: 120_000 }, () => {
           assert.strictEqual(recorder.count("BatchGetItem"), 3)
         })
       ))
+
+    it.live("UnprocessedItems and UnprocessedKeys that DynamoDB returns are read by the driver and retried by the store", () =>
+      withEnv(({ probe, recorder, setExtraFault, store, tableName }) =>
+        Effect.gen(function*() {
+          const name = repoName()
+          const uow = yield* store.createDeferred(name, Item)
+          for (const n of range(1, 25)) yield* uow.save(item(`x-${pad(n)}`))
+          // DynamoDB processes at most 10 items of each batch request and returns the rest.
+          setExtraFault(partialBatches(tableName, (_command, ids) => ids.slice(0, 10)))
+          recorder.clear()
+          const result = yield* uow.flush
+          assert.deepInclude(result, { saved: 25, requests: 3 }, "25, then 15, then 5 items sent")
+          assert.strictEqual(recorder.count("BatchWriteItem"), 3)
+          assert.strictEqual((yield* probe.rows(name)).length, 25)
+          yield* store.clearSnapshots
+          recorder.clear()
+          const found = yield* (yield* store.create(name, Item)).findBy({ id: range(1, 25).map((n) => `x-${pad(n)}`) })
+          assert.deepStrictEqual(found.map((m) => m.id), range(1, 25).map((n) => `x-${pad(n)}`))
+          assert.strictEqual(recorder.count("BatchGetItem"), 3)
+          setExtraFault(undefined)
+        }), { unprocessedRetrySchedule: Schedule.spaced("1 millis").pipe(Schedule.upTo({ times: 5 })) }))
 
     it.live("a batch whose response was lost is retried by the client; the table is as if nothing had happened", () =>
       withEnv(({ probe, setExtraFault, store }) =>

@@ -33,7 +33,7 @@ import {
   weirdError
 } from "./faultHelpers.js"
 import { type Fault, instrumentedClient } from "./helpers.js"
-import { makeReadModelEnv } from "./readModelHelpers.js"
+import { makeReadModelEnv, partialBatches } from "./readModelHelpers.js"
 
 // -----------------------------------------------------------------------------
 // fault plans
@@ -342,16 +342,19 @@ describe("fault injection (property)", { timeout: 120_000 }, () => {
             const kinds = round.plan.flatMap((p) => [...Array<string>(p.skip).fill("none"), ...Array<string>(p.times).fill(p.kind)])
             let next = 0
             let current: string | undefined
-            yield* env.probe.setFault((operation, _name, ids) => {
-              if (operation !== "BatchWriteItem") return undefined
-              current = kinds[next++]
-              return current === "partial" ? { _tag: "Partial", processed: ids.slice(0, Math.ceil(ids.length / 2)) } : undefined
+            // The kind is chosen per storage request (the wrapper's hook), and applied to its
+            // first SDK attempt: "partial" at the SDK level, so that the driver reads the
+            // UnprocessedItems DynamoDB would return.
+            yield* env.probe.setFault((operation) => {
+              if (operation === "BatchWriteItem") current = kinds[next++]
+              return undefined
             })
-            env.setExtraFault((command, _input, proceed) => {
+            const half = partialBatches(env.tableName, (_command, ids) => ids.slice(0, Math.ceil(ids.length / 2)))
+            env.setExtraFault((command, input, proceed) => {
               if (command !== "BatchWriteItem") return proceed()
               const kind = current
               current = undefined
-              return inject(kind === "partial" ? undefined : (kind as FaultKind | undefined), proceed)
+              return kind === "partial" ? half(command, input, proceed) : inject(kind as FaultKind | undefined, proceed)
             })
             const exit = yield* Effect.exit(uow.flush)
             yield* env.probe.setFault(undefined)

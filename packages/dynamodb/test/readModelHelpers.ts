@@ -1,9 +1,11 @@
 /**
  * A DynamoDB read-model store on a fresh table, with the probe the conformance suite
- * needs: the requests the store sent (recorded by SDK middleware), the items written, raw
- * rows read with a separate client (not recorded), and faults injected around the REAL
- * requests: a `Partial` fault sends DynamoDB only part of a batch and returns the rest
- * as `UnprocessedItems`/`UnprocessedKeys`, as DynamoDB does under throttling.
+ * needs: the store runs on the DynamoDB storage wrapped by `ReadModelStorageTest` (the
+ * same wrapper as the memory store's tests: requests, item writes, faults), every
+ * forwarded request is checked to be one real SDK request, and raw rows are read and
+ * written with a separate client (not recorded). SDK-level faults (`setExtraFault`,
+ * `partialBatches`) test what only the driver does: reading `UnprocessedItems` and
+ * `UnprocessedKeys`, throttling, lost responses.
  */
 import {
   type AttributeValue,
@@ -15,7 +17,8 @@ import {
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { ReadModel } from "@dynamo-es/core"
-import { type Fault, ReadModelProbe } from "@dynamo-es/core/testing/ReadModelConformance"
+import { makeProbe, ReadModelProbe } from "@dynamo-es/core/testing/ReadModelConformance"
+import * as ReadModelStorageTest from "@dynamo-es/core/testing/ReadModelStorageTest"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Context, Effect, Layer, Schedule } from "effect"
 import { DynamoClient, DynamoReadModelStore } from "../src/index.js"
@@ -26,72 +29,30 @@ const STORAGE_OPERATIONS = new Set<string>(["GetItem", "BatchGetItem", "Query", 
 /** Quick client retries, so that fault tests stay fast. */
 export const fastClientRetries = Schedule.spaced("2 millis").pipe(Schedule.upTo({ times: 4 }))
 
-/** The partition and ids a storage request is about. */
-const describeRequest = (command: string, input: any, table: string): { name: string; ids: Array<string> } => {
-  switch (command) {
-    case "GetItem":
-    case "DeleteItem":
-      return { name: input.Key?.Name?.S ?? "", ids: [input.Key?.Id?.S ?? ""] }
-    case "PutItem":
-      return { name: input.Item?.Name?.S ?? "", ids: [input.Item?.Id?.S ?? ""] }
-    case "Query":
-      return { name: input.ExpressionAttributeValues?.[":n"]?.S ?? "", ids: [] }
-    case "BatchGetItem": {
-      const keys: Array<Record<string, AttributeValue>> = input.RequestItems?.[table]?.Keys ?? []
-      return { name: keys[0]?.Name?.S ?? "", ids: keys.map((k) => k.Id?.S ?? "") }
-    }
-    case "BatchWriteItem": {
-      const writes: Array<WriteRequest> = input.RequestItems?.[table] ?? []
-      const w = writes[0]
-      return {
-        name: w?.PutRequest?.Item?.Name?.S ?? w?.DeleteRequest?.Key?.Name?.S ?? "",
-        ids: writes.map((r) => r.PutRequest?.Item?.Id?.S ?? r.DeleteRequest?.Key?.Id?.S ?? "")
-      }
-    }
-    default:
-      return { name: "", ids: [] }
-  }
-}
-
 const writeId = (r: WriteRequest) => r.PutRequest?.Item?.Id?.S ?? r.DeleteRequest?.Key?.Id?.S ?? ""
 
 /**
- * An SDK middleware hook that counts item writes and applies a conformance {@link Fault}.
- * `extra` runs first for DynamoDB-specific faults (throttling, delays, lost responses).
+ * An SDK-level fault that sends DynamoDB only part of a batch and returns the rest as
+ * `UnprocessedItems`/`UnprocessedKeys`, as DynamoDB does under throttling: it exercises
+ * the driver's reading of those answers, which the storage-level `Partial` fault of
+ * `ReadModelStorageTest` bypasses. `processed` chooses, per request, the ids that go
+ * through (`undefined`: the whole request).
  */
-export const faultDispatcher = (table: string, state: {
-  itemWrites: number
-  fault: Fault | undefined
-  extra: SdkFault | undefined
-}): SdkFault =>
+export const partialBatches = (
+  table: string,
+  processed: (command: "BatchWriteItem" | "BatchGetItem", ids: ReadonlyArray<string>) => ReadonlyArray<string> | undefined
+): SdkFault =>
 async (command, input, proceed) => {
-  const countWrites = (output: any) => {
-    if (command === "PutItem" || command === "DeleteItem") state.itemWrites++
-    if (command === "BatchWriteItem") {
-      state.itemWrites += (input.RequestItems?.[table]?.length ?? 0) - (output?.UnprocessedItems?.[table]?.length ?? 0)
-    }
-  }
-  const send = async () => {
-    const result = state.extra === undefined ? await proceed() : await state.extra(command, input, proceed)
-    countWrites(result.output)
-    return result
-  }
-  if (state.fault === undefined || !STORAGE_OPERATIONS.has(command)) return send()
-  const { name, ids } = describeRequest(command, input, table)
-  const f = state.fault(command as ReadModel.StorageOperation, name, ids)
-  if (f === undefined) return send()
-  if (f._tag === "Fail") {
-    if (f.applied === true) await send()
-    throw sdkError("AccessDeniedException", "injected failure")
-  }
-  const processed = new Set(f.processed)
   if (command === "BatchWriteItem") {
     const all: Array<WriteRequest> = input.RequestItems[table]
-    const rest = all.filter((r) => !processed.has(writeId(r)))
-    input.RequestItems[table] = all.filter((r) => processed.has(writeId(r)))
+    const chosen = processed(command, all.map(writeId))
+    if (chosen === undefined) return proceed()
+    const keep = new Set(chosen)
+    const rest = all.filter((r) => !keep.has(writeId(r)))
+    input.RequestItems[table] = all.filter((r) => keep.has(writeId(r)))
     // DynamoDB refuses an empty batch: answer "all unprocessed" without sending anything.
     if (input.RequestItems[table].length === 0) return { output: { $metadata: {}, UnprocessedItems: { [table]: rest } } }
-    const result = await send()
+    const result = await proceed()
     const unprocessed = [...(result.output.UnprocessedItems?.[table] ?? []), ...rest]
     result.output.UnprocessedItems = unprocessed.length === 0 ? {} : { [table]: unprocessed }
     return result
@@ -99,19 +60,28 @@ async (command, input, proceed) => {
   if (command === "BatchGetItem") {
     const request = input.RequestItems[table]
     const all: Array<Record<string, AttributeValue>> = request.Keys
-    const rest = all.filter((k) => !processed.has(k.Id?.S ?? ""))
-    request.Keys = all.filter((k) => processed.has(k.Id?.S ?? ""))
+    const chosen = processed(command, all.map((k) => k.Id?.S ?? ""))
+    if (chosen === undefined) return proceed()
+    const keep = new Set(chosen)
+    const rest = all.filter((k) => !keep.has(k.Id?.S ?? ""))
+    request.Keys = all.filter((k) => keep.has(k.Id?.S ?? ""))
     const unprocessedKeys = (keys: Array<Record<string, AttributeValue>>) =>
       keys.length === 0 ? {} : { [table]: { ...request, Keys: keys } }
     if (request.Keys.length === 0) return { output: { $metadata: {}, Responses: { [table]: [] }, UnprocessedKeys: unprocessedKeys(rest) } }
-    const result = await send()
+    const result = await proceed()
     result.output.UnprocessedKeys = unprocessedKeys([...(result.output.UnprocessedKeys?.[table]?.Keys ?? []), ...rest])
     return result
   }
-  return send()
+  return proceed()
 }
 
-/** Everything a DynamoDB read-model test needs, on a fresh table deleted at the end. */
+/**
+ * Everything a DynamoDB read-model test needs, on a fresh table deleted at the end. The
+ * store runs on the DynamoDB storage wrapped by `ReadModelStorageTest.instrument` (the
+ * wrapper the memory store's tests use): the probe's requests, item writes and faults come
+ * from it. `setExtraFault` injects DynamoDB-specific faults around the SDK requests
+ * (throttling, delays, lost responses, partial batches).
+ */
 export const makeReadModelEnv = (
   options: Partial<DynamoReadModelStore.DynamoReadModelStoreOptions> = {},
   clientOptions: { readonly retrySchedule?: Schedule.Schedule<unknown, any> } = {}
@@ -131,9 +101,10 @@ export const makeReadModelEnv = (
       DynamoClient.layer({ client: tools.sdk, retrySchedule: clientOptions.retrySchedule ?? fastClientRetries })
     )
     yield* Fixtures.scopedTable(DynamoReadModelStore.readModelsTable(tableName)).pipe(Effect.provide(clientContext))
-    const state = { itemWrites: 0, fault: undefined as Fault | undefined, extra: undefined as SdkFault | undefined }
-    tools.setFault(faultDispatcher(tableName, state))
-    const store = yield* DynamoReadModelStore.make({ ...options, tableName }).pipe(Effect.provide(clientContext))
+    const instrumented = ReadModelStorageTest.instrument(
+      yield* DynamoReadModelStore.makeStorage(tableName).pipe(Effect.provide(clientContext))
+    )
+    const store = yield* ReadModel.make(instrumented.storage, options)
 
     const rows = (name: string) =>
       Effect.promise(async () => {
@@ -156,31 +127,38 @@ export const makeReadModelEnv = (
         return out
       })
 
+    /**
+     * The requests the store sent (from the wrapper), checked against what reached
+     * DynamoDB: each request the wrapper forwarded is exactly one SDK request.
+     */
+    const operations = Effect.gen(function*() {
+      const sent = (yield* instrumented.requests).filter((r) => r.forwarded).map((r) => r.operation).sort()
+      const sdk = tools.recorder.commands.filter((c) => STORAGE_OPERATIONS.has(c)).sort()
+      if (sent.join() !== sdk.join()) {
+        return yield* Effect.die(new Error(`storage primitives forwarded [${sent.join(", ")}] but the SDK sent [${sdk.join(", ")}]`))
+      }
+      return yield* instrumented.operations
+    })
+
     const probe: ReadModelProbe["Service"] = {
-      operations: Effect.sync(() => tools.recorder.commands.filter((c) => STORAGE_OPERATIONS.has(c)) as Array<ReadModel.StorageOperation>),
-      itemWrites: Effect.sync(() => state.itemWrites),
-      reset: Effect.sync(() => {
-        tools.recorder.clear()
-        state.itemWrites = 0
-      }),
-      rows,
-      putRaw: (name, id, data) =>
-        Effect.promise(() =>
-          raw.send(
-            new PutItemCommand({
-              TableName: tableName,
-              Item: { Name: { S: name }, Id: { S: id }, ...(data === undefined ? {} : { Data: { S: data } }) }
-            })
-          )
-        ),
-      dropAll: Effect.promise(async () => {
-        await raw.send(new DeleteTableCommand({ TableName: tableName }))
-        await raw.send(new CreateTableCommand(DynamoReadModelStore.readModelsTable(tableName).create))
-      }),
-      setFault: (fault) =>
-        Effect.sync(() => {
-          state.fault = fault
+      ...makeProbe(instrumented, {
+        rows,
+        putRaw: (name, id, data) =>
+          Effect.promise(() =>
+            raw.send(
+              new PutItemCommand({
+                TableName: tableName,
+                Item: { Name: { S: name }, Id: { S: id }, ...(data === undefined ? {} : { Data: { S: data } }) }
+              })
+            )
+          ),
+        dropAll: Effect.promise(async () => {
+          await raw.send(new DeleteTableCommand({ TableName: tableName }))
+          await raw.send(new CreateTableCommand(DynamoReadModelStore.readModelsTable(tableName).create))
         })
+      }),
+      operations,
+      reset: Effect.andThen(instrumented.reset, Effect.sync(() => tools.recorder.clear()))
     }
     tools.recorder.clear()
     return {
@@ -191,10 +169,8 @@ export const makeReadModelEnv = (
       raw,
       recorder: tools.recorder,
       clientContext,
-      /** A DynamoDB-specific fault around every request (runs inside the conformance fault). */
-      setExtraFault: (f: SdkFault | undefined) => {
-        state.extra = f
-      }
+      /** A DynamoDB-specific fault around every SDK request (runs after the storage-level fault). */
+      setExtraFault: (f: SdkFault | undefined) => tools.setFault(f)
     }
   })
 

@@ -15,6 +15,24 @@ type Item = Record<string, AttributeValue>
 /** A query without its table and start key (both supplied by {@link queryItems}). */
 export type QueryInput = Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey" | "ReturnConsumedCapacity">
 
+/** One `Query` request: a page of items and the key to start the next page from, if any. */
+export const queryPage = (
+  client: DynamoClientShape,
+  table: string,
+  input: QueryInput,
+  startKey: Item | undefined
+): Effect.Effect<{ readonly items: ReadonlyArray<Item>; readonly lastEvaluatedKey: Item | undefined }, Errors.StorageError> =>
+  unconditional(client.call("Query", table, (c, abortSignal) =>
+    c.send(
+      new QueryCommand({
+        ...input,
+        TableName: table,
+        ReturnConsumedCapacity: "TOTAL",
+        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
+      }),
+      { abortSignal }
+    ))).pipe(Effect.map((r) => ({ items: r.Items ?? [], lastEvaluatedKey: r.LastEvaluatedKey })))
+
 /** Every item a query matches, in the query's order, one `Query` request per page. */
 export const queryItems = (
   client: DynamoClientShape,
@@ -22,13 +40,6 @@ export const queryItems = (
   input: QueryInput
 ): Stream.Stream<Item, Errors.StorageError> =>
   Stream.paginate(undefined as Item | undefined, (startKey) =>
-    unconditional(client.call("Query", table, (c, abortSignal) =>
-      c.send(
-        new QueryCommand({
-          ...input,
-          TableName: table,
-          ReturnConsumedCapacity: "TOTAL",
-          ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-        }),
-        { abortSignal }
-      ))).pipe(Effect.map((r) => [r.Items ?? [], Option.fromUndefinedOr(r.LastEvaluatedKey)] as const)))
+    queryPage(client, table, input, startKey).pipe(
+      Effect.map((page) => [page.items, Option.fromUndefinedOr(page.lastEvaluatedKey)] as const)
+    ))
