@@ -197,11 +197,14 @@ export interface Storage {
   /**
    * One page of entries in position order: the first is the entry holding position
    * `after + 1` (it may start before it); `cursor` is `undefined` for the first page of a
-   * read and `next` is `undefined` when there is nothing more at the moment.
+   * read and `next` is `undefined` when there is nothing more at the moment. `aligned` says
+   * that `after` is the last position of an entry (or 0), so that the entry holding
+   * `after + 1` starts there: a driver can then skip looking for it.
    */
   readonly readEntries: (
     after: number,
-    cursor: unknown
+    cursor: unknown,
+    aligned: boolean
   ) => Effect.Effect<{ readonly entries: ReadonlyArray<StoredEntry>; readonly next: unknown }, StorageError>
   /** The event a pointer points to; `undefined` when it no longer exists (expired by TTL). */
   readonly readEvent: (streamId: string, version: number) => Effect.Effect<StoredEvent | undefined, StorageError>
@@ -230,6 +233,8 @@ interface Cursor {
   readonly after: number
   /** The storage's cursor within the current read, or undefined to start a new read at `after`. */
   readonly next: unknown
+  /** `after` is the last position of an entry (or 0). */
+  readonly aligned: boolean
 }
 
 /**
@@ -255,17 +260,19 @@ export const make = (storage: Storage): EventLogShape => {
    */
   const page = (cursor: Cursor, to: number, accept: (streamId: string, type: unknown) => boolean) =>
     Effect.gen(function*() {
-      const { entries, next } = yield* storage.readEntries(cursor.after, cursor.next)
+      const { entries, next } = yield* storage.readEntries(cursor.after, cursor.next, cursor.aligned)
       const out: Array<LoggedEvent> = []
       let after = cursor.after
+      let aligned = cursor.aligned
       for (const entry of entries) {
         // Entries are dense; one that does not start right after what was read is a missing
         // entry: stop there, as at the head, and read again from `after` next time.
-        if (entry.first > after + 1) return { events: out, cursor: { after, next: undefined }, atHead: true }
+        if (entry.first > after + 1) return { events: out, cursor: { after, next: undefined, aligned }, atHead: true }
         for (let i = 0; i < entry.events.length; i++) {
           const position = entry.first + i
           if (position <= after) continue
-          if (position > to) return { events: out, cursor: { after, next: undefined }, atHead: true }
+          if (position > to) return { events: out, cursor: { after, next: undefined, aligned }, atHead: true }
+          aligned = i === entry.events.length - 1
           after = position
           const e = entry.events[i]!
           // A pointer's type is known once the event is read.
@@ -277,14 +284,14 @@ export const make = (storage: Storage): EventLogShape => {
           out.push({ ...decoded.success, position })
         }
       }
-      return { events: out, cursor: { after, next }, atHead: next === undefined }
+      return { events: out, cursor: { after, next, aligned }, atHead: next === undefined }
     })
 
   const readAll = (options: ReadAllOptions = {}): Stream.Stream<LoggedEvent, LogReadError> => {
     const to = options.to ?? Number.POSITIVE_INFINITY
     const accept = matches(options.filter)
     return Stream.suspend(() =>
-      Stream.paginate({ after: Math.max(0, options.from ?? 0), next: undefined } as Cursor, (cursor) =>
+      Stream.paginate({ after: Math.max(0, options.from ?? 0), next: undefined, aligned: (options.from ?? 0) <= 0 } as Cursor, (cursor) =>
         page(cursor, to, accept).pipe(
           Effect.map((r) => [r.events, r.atHead || r.cursor.after >= to ? Option.none() : Option.some(r.cursor)] as const)
         ))
@@ -309,7 +316,8 @@ export const make = (storage: Storage): EventLogShape => {
       ? storage.head
       : Effect.succeed(options.from === "start" ? 0 : Math.max(0, options.from))
     return Stream.unwrap(Effect.map(start, (from) =>
-      Stream.paginate({ cursor: { after: from, next: undefined }, caughtUp: false, idle: false } as State, (state) =>
+      // "end" starts at the head, which is the end of an entry.
+      Stream.paginate({ cursor: { after: from, next: undefined, aligned: from === 0 || options.from === "end" }, caughtUp: false, idle: false } as State, (state) =>
         Effect.gen(function*() {
           if (state.idle) yield* wait(state.cursor.after, pollInterval)
           const r = yield* page(state.cursor, Number.POSITIVE_INFINITY, accept)
