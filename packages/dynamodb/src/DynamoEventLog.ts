@@ -76,8 +76,23 @@ export interface Entry {
   readonly token: number
 }
 
-/** An event larger than this (its JSON) is stored in an entry as a pointer. */
+/** An event larger than this (its JSON, in UTF-8 bytes) is stored in an entry as a pointer. */
 export const POINTER_THRESHOLD = 4_096
+
+/** The UTF-8 length of a string, without encoding it (what DynamoDB bills and limits). */
+export const utf8Length = (s: string): number => {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4
+      i++
+    } else n += 3
+  }
+  return n
+}
 
 /** The entry form of a checked stored event (the fields `EventStore.decodeStored` accepted). */
 export const entryEvent = (e: EventStore.StoredEvent): EntryEvent => {
@@ -91,7 +106,7 @@ export const entryEvent = (e: EventStore.StoredEvent): EntryEvent => {
     t: e.recordedAtMillis as number,
     ...(typeof e.expiresAtSeconds === "number" ? { x: e.expiresAtSeconds } : {})
   }
-  return JSON.stringify(full).length > POINTER_THRESHOLD ? { s: e.streamId, v: e.version, ptr: 1 } : full
+  return utf8Length(JSON.stringify(full)) > POINTER_THRESHOLD ? { s: e.streamId, v: e.version, ptr: 1 } : full
 }
 
 const storedOf = (e: EntryEvent): EventStore.StoredEvent | EventLog.EventPointer =>

@@ -32,13 +32,13 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import {
   DescribeStreamCommand,
-  type DynamoDBStreamsClient,
+  DynamoDBStreamsClient,
   GetRecordsCommand,
   GetShardIteratorCommand,
   type Shard
 } from "@aws-sdk/client-dynamodb-streams"
 import { Errors, EventLog, EventStore } from "@dynamo-es/core"
-import { Duration, Effect, Fiber, Result, Schedule, Schema, Semaphore } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Result, Schedule, Schema, Semaphore } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import {
   type Checkpoint,
@@ -52,10 +52,11 @@ import {
   leaseKey,
   makeLogTable,
   MAX_ENTRY_EVENTS,
-  streamKey
+  streamKey,
+  utf8Length
 } from "./DynamoEventLog.js"
 import { fromItem } from "./DynamoEventStore.js"
-import { decodeRecord, type StreamRecord } from "./DynamoStreams.js"
+import { decodeRecord, type LambdaStreamEvent, type StreamRecord } from "./DynamoStreams.js"
 
 /**
  * The events table has a hole the sequencer cannot fill: a version missing from the table
@@ -99,9 +100,16 @@ export interface SequencerOptions {
   readonly cacheSize?: number | undefined
 }
 
-/** One record of a shard. */
+/**
+ * One record of a shard. Without `shardId` (Lambda events do not say which shard a record
+ * comes from) the record is not checked against the checkpoint: redeliveries are then
+ * dropped by version alone.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface ShardRecord {
-  readonly shardId: string
+  readonly shardId?: string | undefined
   readonly record: StreamRecord
 }
 
@@ -257,9 +265,11 @@ export const makeCore = (options: SequencerOptions) =>
             pending.set(e.s, e.v)
           })
         for (const { record, shardId } of records) {
-          const sequence = record.dynamodb?.SequenceNumber
-          if (sequence === undefined || !bigger(sequence, after[shardId])) continue
-          after[shardId] = sequence
+          if (shardId !== undefined) {
+            const sequence = record.dynamodb?.SequenceNumber
+            if (sequence === undefined || !bigger(sequence, after[shardId])) continue
+            after[shardId] = sequence
+          }
           const decoded = decodeRecord(record)
           if (Result.isFailure(decoded)) {
             yield* add({ s: decoded.failure.streamId, v: decoded.failure.version, ptr: 1 })
@@ -277,7 +287,7 @@ export const makeCore = (options: SequencerOptions) =>
       let current: Array<EntryEvent> = []
       let bytes = 0
       for (const e of events) {
-        const size = JSON.stringify(e).length + 1
+        const size = utf8Length(JSON.stringify(e)) + 1
         if (current.length > 0 && (current.length >= maxEvents || bytes + size > maxBytes)) {
           out.push(current)
           current = []
@@ -328,11 +338,10 @@ export const makeCore = (options: SequencerOptions) =>
           const planned = yield* plan(records, stored)
           for (const shard of doneShards) planned.checkpoint[shard] = "done"
           const parts = chunks(planned.events)
-          const changed = JSON.stringify(planned.checkpoint) !== JSON.stringify(checkpoint)
           // Nothing to index: the checkpoint moves with the next entry (records before it are
           // dropped again by version after a restart).
           if (parts.length === 0) {
-            checkpoint = changed && planned.events.length === 0 ? planned.checkpoint : checkpoint
+            checkpoint = planned.checkpoint
             return 0
           }
           let written = 0
@@ -460,8 +469,11 @@ const releaseLease = (core: Core, owner: string, token: number) =>
  * @category models
  */
 export interface RunOptions extends SequencerOptions {
-  /** The DynamoDB Streams client (created with `maxAttempts: 1`: `DynamoClient`'s schedule retries). */
-  readonly streams: DynamoDBStreamsClient
+  /**
+   * The DynamoDB Streams client (created with `maxAttempts: 1`: `DynamoClient`'s schedule
+   * retries). Default: one with the DynamoDB client's region, credentials and endpoint.
+   */
+  readonly streams?: DynamoDBStreamsClient | undefined
   /** This instance's name in the lease (default: a random one). */
   readonly owner?: string | undefined
   /** Lease duration (default 30 s), renewed every third of it. */
@@ -569,7 +581,10 @@ const loop = (
     if (streamArn === undefined) {
       return yield* Effect.die(new Error(`DynamoSequencer: the table ${options.eventsTable} has no DynamoDB Stream (StreamSpecification NEW_IMAGE)`))
     }
-    const streams = options.streams
+    const streams = options.streams ?? (yield* Effect.acquireRelease(
+      Effect.sync(() => streamsClientFor(client)),
+      (c) => Effect.sync(() => c.destroy())
+    ))
     const send = <A>(operation: string, f: (signal: AbortSignal) => Promise<A>) =>
       unconditional(client.call(operation, streamArn, (_, signal) => f(signal)))
 
@@ -649,3 +664,134 @@ const loop = (
       if (!progressed) yield* Effect.sleep(pollInterval)
     }
   })
+
+/**
+ * A DynamoDB Streams client with the DynamoDB client's region, credentials and (custom)
+ * endpoint, sending each request once (`DynamoClient`'s schedule retries).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const streamsClientFor = (client: DynamoClient["Service"]): DynamoDBStreamsClient => {
+  const config = client.sdk.config as unknown as {
+    readonly region: unknown
+    readonly credentials: unknown
+    readonly endpoint?: unknown
+    readonly isCustomEndpoint?: boolean
+  }
+  return new DynamoDBStreamsClient({
+    region: config.region as string,
+    credentials: config.credentials as never,
+    ...(config.isCustomEndpoint && config.endpoint !== undefined ? { endpoint: config.endpoint as string } : {}),
+    maxAttempts: 1
+  })
+}
+
+/**
+ * The sequencer as a scoped service: runs in the background for as long as the layer lives,
+ * and restarts after a failure (a restart is always safe: the log's state is in the log), with
+ * backoff, logging the failure.
+ *
+ * ```ts
+ * const SequencerLive = DynamoSequencer.layer({ eventsTable: "events", logTable: "log" }).pipe(
+ *   Layer.provide(DynamoClient.layerConfig)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (options: Omit<RunOptions, "streams"> & { readonly streams?: DynamoDBStreamsClient | undefined }): Layer.Layer<never, never, DynamoClient> =>
+  Layer.effectDiscard(
+    run(options).pipe(
+      Effect.scoped,
+      Effect.tapCause((cause) => Effect.logError("DynamoSequencer stopped; restarting", cause)),
+      Effect.retry(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("30 seconds")])),
+      Effect.forkScoped
+    )
+  )
+
+// -----------------------------------------------------------------------------
+// the Lambda entry point
+// -----------------------------------------------------------------------------
+
+/**
+ * What a Lambda handler on a DynamoDB Stream returns to report a partial failure (with
+ * `FunctionResponseTypes: ["ReportBatchItemFailures"]` on the event source mapping).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BatchResponse {
+  readonly batchItemFailures: ReadonlyArray<{ readonly itemIdentifier: string }>
+}
+
+/**
+ * Indexes the records of one Lambda event with the sequencer's core: the same rules as the
+ * in-process runner, except that Lambda does not say which shard a record comes from, so a
+ * redelivery is dropped by version (the stream items) rather than by sequence number. On a
+ * failure the whole batch is reported failed from its first record (`batchItemFailures`):
+ * Lambda retries it, and what was indexed is dropped. Several invocations at once (one per
+ * shard) are safe: entries are chained by key.
+ *
+ * @since 0.2.0
+ * @category lambda
+ */
+export const handleLambdaEvent = (core: Core, event: LambdaStreamEvent): Effect.Effect<BatchResponse> =>
+  core.catchUp.pipe(
+    Effect.andThen(core.index(event.Records.map((record) => ({ record })))),
+    Effect.as<BatchResponse>({ batchItemFailures: [] }),
+    Effect.catchCause((cause) =>
+      Effect.logError("DynamoSequencer (Lambda): the batch is retried", cause).pipe(
+        Effect.as<BatchResponse>({
+          batchItemFailures: event.Records.length === 0
+            ? []
+            : [{ itemIdentifier: event.Records[0]!.dynamodb?.SequenceNumber ?? "" }]
+        })
+      )
+    )
+  )
+
+/**
+ * A Lambda handler for the events table's stream (the event source mapping's function),
+ * on the given client layer (e.g. `DynamoClient.layerConfig`). The sequencer's core and its
+ * cache live as long as the Lambda container; each invocation first takes in the entries
+ * written since (by another invocation).
+ *
+ * ```ts
+ * export const handler = DynamoSequencer.lambdaHandler(
+ *   { eventsTable: "events", logTable: "log" },
+ *   DynamoClient.layerConfig
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category lambda
+ */
+export const lambdaHandler = <E>(
+  options: SequencerOptions,
+  clientLayer: Layer.Layer<DynamoClient, E>
+): (event: LambdaStreamEvent) => Promise<BatchResponse> => {
+  const runtime = ManagedRuntime.make(clientLayer)
+  let core: Promise<Core> | undefined
+  const getCore = () => {
+    core ??= runtime.runPromise(Effect.tap(makeCore(options), (c) => c.load)).catch((error) => {
+      core = undefined
+      throw error
+    })
+    return core
+  }
+  return async (event) => {
+    const failAll: BatchResponse = {
+      batchItemFailures: event.Records.length === 0 ? [] : [{ itemIdentifier: event.Records[0]!.dynamodb?.SequenceNumber ?? "" }]
+    }
+    try {
+      const c = await getCore()
+      const exit = await runtime.runPromiseExit(handleLambdaEvent(c, event))
+      return Exit.isSuccess(exit) ? exit.value : failAll
+    } catch (error) {
+      await runtime.runPromise(Effect.logError("DynamoSequencer (Lambda): no core", Cause.fail(error))).catch(() => undefined)
+      return failAll
+    }
+  }
+}

@@ -116,7 +116,7 @@ describe("DynamoSequencer", () => {
         let crashes = 0
         tools.setFault(async (command, input, proceed) => {
           const result = await proceed()
-          if (command === "PutItem" && input.TableName === w.logTable && input.Item?.c !== undefined && Math.random() < 0.3) {
+          if (command === "PutItem" && input.TableName === w.logTable && input.Item?.c !== undefined && Math.random() < 0.5) {
             crashes++
             throw new Error("crash after the entry was written")
           }
@@ -124,7 +124,11 @@ describe("DynamoSequencer", () => {
         })
         const faulty = DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(0) })
         const writers = yield* write(w.store, "kill", 6, 5).pipe(Effect.forkScoped)
-        for (const _ of range(1, 12)) {
+        // Runs of random length until the writers are done and at least one run crashed.
+        let ticks = 0
+        for (let run = 0; run < 12 || ((writers.pollUnsafe() === undefined || crashes === 0) && run < 100); run++) {
+          // Something new for every run to index, also once the writers are done.
+          yield* w.store.append("kill-tick", [{ type: "Tick", payload: { run } }], { expectedVersion: ticks++ })
           const fiber = yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast, lease: false }).pipe(
             Effect.scoped,
             Effect.provide(faulty),
@@ -133,14 +137,14 @@ describe("DynamoSequencer", () => {
           yield* Effect.sleep(Duration.millis(yield* Random.nextBetween(0, 150)))
           yield* Fiber.interrupt(fiber)
         }
-        const total = yield* Fiber.join(writers)
+        const total = (yield* Fiber.join(writers)) + ticks
         tools.setFault(undefined)
         assert.ok(crashes > 0, "some runs crashed between an entry and its stream items")
         yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
         const logged = yield* awaitLog(w.log, total)
         assert.strictEqual(logged.length, total)
         assertLogShape(logged)
-        assert.deepStrictEqual(logged.map(key).sort(), yield* storedKeys(w.store, streamIds("kill", 6)))
+        assert.deepStrictEqual(logged.map(key).sort(), yield* storedKeys(w.store, [...streamIds("kill", 6), "kill-tick"]))
       }))
 
     it.effect("a sequencer that lost the race for an entry cannot write a wrong one: it folds the winner's entries and plans again", () =>
@@ -206,8 +210,10 @@ describe("DynamoSequencer", () => {
         const w = yield* world
         let trimmed = false
         let expired = 0
+        let calls = 0
         w.streams.setFault(async (command, _input, proceed) => {
-          if (command === "GetRecords" && Math.random() < 0.3) {
+          // Every other read (the first too) finds its iterator expired.
+          if (command === "GetRecords" && ++calls % 2 === 1) {
             expired++
             throw sdkError("ExpiredIteratorException", "Iterator expired")
           }
@@ -253,6 +259,37 @@ describe("DynamoSequencer", () => {
           logged.map(key).sort(),
           [...(yield* storedKeys(w.store, streamIds("old", 5))), ...(yield* storedKeys(w.store, streamIds("new", 3)))].sort()
         )
+      }))
+
+    it.effect("the Lambda entry point: same core, redeliveries dropped, batchItemFailures from the first record of a failed batch", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "lambda", 4, 3)
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
+        const { arn, records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        // The Lambda event format: JSON, with the stream's ARN.
+        const lambda = JSON.parse(JSON.stringify(records)).map((r: object) => ({ ...r, eventSourceARN: arn }))
+        const tools = instrumentedClient(local)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        const handler = DynamoSequencer.lambdaHandler(w, DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(0) }))
+        const call = (batch: ReadonlyArray<unknown>) => Effect.promise(() => handler({ Records: batch as never }))
+
+        assert.deepStrictEqual(yield* call(lambda.slice(0, 20)), { batchItemFailures: [] })
+        // A failing batch: reported from its first record, nothing half-indexed.
+        tools.setFault((command, input, proceed) =>
+          command === "PutItem" && input.TableName === w.logTable ? Promise.reject(sdkError("ValidationException")) : proceed()
+        )
+        const failed = yield* call(lambda.slice(20))
+        assert.deepStrictEqual(failed, { batchItemFailures: [{ itemIdentifier: lambda[20].dynamodb.SequenceNumber }] })
+        tools.setFault(undefined)
+        // Lambda retries from there, and redelivers the first part too: each event once.
+        assert.deepStrictEqual(yield* call(lambda.slice(10)), { batchItemFailures: [] })
+        assert.deepStrictEqual(yield* call(lambda), { batchItemFailures: [] })
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, 36)
+        assertLogShape(logged)
       }))
 
     it.effect("a stored event that does not decode is logged at its position as a typed error a reader can pass", () =>

@@ -49,10 +49,11 @@ export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds" } as
 export const layerLog = (): Layer.Layer<any, unknown, DynamoClient.DynamoClient | DynamoDBLocal.DynamoDBLocal> =>
   Layer.unwrap(Effect.gen(function*() {
     const { eventsTable, logTable } = yield* freshTables
-    const streams = yield* streamsClient
-    yield* DynamoSequencer.run({ eventsTable, logTable, streams: streams.client, ...fast }).pipe(Effect.forkScoped)
-    return Layer.merge(
+    // The sequencer as users run it: its layer, with the streams client made from the
+    // DynamoDB client's settings.
+    return Layer.mergeAll(
       DynamoEventStore.layerExisting({ tableName: eventsTable }),
-      DynamoEventLog.layer({ eventsTable, logTable, pollInterval: "20 millis" })
+      DynamoEventLog.layer({ eventsTable, logTable, pollInterval: "20 millis" }),
+      DynamoSequencer.layer({ eventsTable, logTable, ...fast })
     )
   }))
