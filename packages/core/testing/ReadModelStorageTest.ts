@@ -24,7 +24,19 @@ import { Errors, type ReadModel } from "../src/index.js"
  * @since 0.2.0
  * @category models
  */
-export type Operation = "GetItem" | "BatchGetItem" | "Query" | "PutItem" | "DeleteItem" | "BatchWriteItem"
+export type Operation =
+  | "GetItem"
+  | "BatchGetItem"
+  | "Query"
+  | "PutItem"
+  | "DeleteItem"
+  | "BatchWriteItem"
+  /** `ConditionalStorage.readGuarded` (a `GetItem`). */
+  | "GuardedRead"
+  /** `ConditionalStorage.writeGuarded` (a conditional `PutItem`). */
+  | "GuardedWrite"
+  /** `ConditionalStorage.compareAndSet` (a conditional `PutItem`). */
+  | "CompareAndSet"
 
 /**
  * One request the store sent: the primitive, the partition, the ids it is about (none
@@ -138,6 +150,14 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
         itemWrites += items(a)
       }))
 
+  const wrapConditional = (conditional: ReadModel.ConditionalStorage): ReadModel.ConditionalStorage => ({
+    readGuarded: (name, id) => request("GuardedRead", name, [id], () => conditional.readGuarded(name, id)),
+    writeGuarded: (name, write) =>
+      request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
+    compareAndSet: (name, id, expected, data) =>
+      request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data))
+  })
+
   const wrapped: ReadModel.Storage = {
     table: storage.table,
     get: (name, id, consistentRead) => request("GetItem", name, [id], () => storage.get(name, id, consistentRead)),
@@ -163,7 +183,8 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
           return counted(storage.writeBatch(name, batch), (r) => batch.length - r.unprocessed.length)
         },
         (answer, kept) => ({ unprocessed: [...(answer?.unprocessed ?? []), ...kept] })
-      )
+      ),
+    conditional: storage.conditional === undefined ? undefined : wrapConditional(storage.conditional)
   }
 
   return {

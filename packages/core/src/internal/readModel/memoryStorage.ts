@@ -20,8 +20,15 @@ export interface MemoryTable {
   readonly reset: () => void
 }
 
+/** A stored row: `Data` (absent: `undefined`), `Pos` when written by a guarded write, `Del` for a tombstone. */
+interface Cell {
+  readonly data: string | undefined
+  readonly position?: number | undefined
+  readonly tombstone?: boolean | undefined
+}
+
 export const makeMemoryTable = (table = "memory"): MemoryTable => {
-  const partitions = new Map<string, Map<string, string | undefined>>()
+  const partitions = new Map<string, Map<string, Cell>>()
   const partition = (name: string) => {
     let p = partitions.get(name)
     if (p === undefined) {
@@ -30,10 +37,12 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
     }
     return p
   }
-  const sortedIds = (name: string) => [...(partitions.get(name)?.keys() ?? [])].sort(compareIds)
+  // Tombstones are invisible to every primitive but the guarded ones.
+  const sortedIds = (name: string) =>
+    [...(partitions.get(name)?.entries() ?? [])].flatMap(([id, cell]) => (cell.tombstone === true ? [] : [id])).sort(compareIds)
   const rowOf = (name: string, id: string): StoredRow | undefined => {
-    const p = partitions.get(name)
-    return p?.has(id) ? { id, data: p.get(id) } : undefined
+    const cell = partitions.get(name)?.get(id)
+    return cell === undefined || cell.tombstone === true ? undefined : { id, data: cell.data }
   }
   // Yield first, as a real request would: concurrent requests then overlap, which the
   // skip-unchanged bookkeeping must survive just as it must on DynamoDB.
@@ -62,7 +71,7 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
       }),
     put: (name, id, data) =>
       request(() => {
-        partition(name).set(id, data)
+        partition(name).set(id, { data })
       }),
     delete: (name, id) =>
       request(() => {
@@ -77,19 +86,46 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
         }
         return request(() => {
           for (const op of operations) {
-            if (op._tag === "Put") partition(name).set(op.id, op.data)
+            if (op._tag === "Put") partition(name).set(op.id, { data: op.data })
             else partitions.get(name)?.delete(op.id)
           }
           return { unprocessed: [] }
         })
       }),
+    conditional: {
+      readGuarded: (name, id) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          return cell === undefined ? undefined : { data: cell.tombstone === true ? undefined : cell.data, position: cell.position ?? 0 }
+        }),
+      writeGuarded: (name, write) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(write.id)
+          if (cell !== undefined && (cell.position ?? 0) >= write.position) return false
+          partition(name).set(
+            write.id,
+            write._tag === "Put"
+              ? { data: write.data, position: write.position }
+              : { data: undefined, position: write.position, tombstone: true }
+          )
+          return true
+        }),
+      compareAndSet: (name, id, expected, data) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          const holds = expected === undefined ? cell === undefined : cell !== undefined && cell.tombstone !== true && cell.data === expected
+          if (!holds) return false
+          partition(name).set(id, { data })
+          return true
+        })
+    },
     rows: (name) => Effect.sync(() => sortedIds(name).map((id) => rowOf(name, id)!))
   }
 
   return {
     storage,
     putRaw: (name, id, data) => {
-      partition(name).set(id, data)
+      partition(name).set(id, { data })
     },
     reset: () => partitions.clear()
   }
