@@ -1,0 +1,417 @@
+/**
+ * Projections: read models kept from the global log, exactly once in effect.
+ *
+ * A projection has a name, the events it handles (a Schema of their payloads) and a handler
+ * from an event (with its log position) to read-model changes, made through the
+ * repositories the runner gives it. {@link run} catches up from the projection's checkpoint
+ * and follows the log live: events in batches, each batch one flush, then the checkpoint.
+ *
+ * ```ts
+ * const Balance = Schema.Struct({ id: Schema.String, balance: Schema.Number })
+ * const Deposited = Schema.Struct({ amount: Schema.Number })
+ *
+ * const balances = Projection.make({
+ *   name: "balances",
+ *   events: Deposited,
+ *   readModels: { balances: Projection.readModel("balances", Balance) },
+ *   handle: (event, { balances }) =>
+ *     Effect.gen(function*() {
+ *       const current = yield* balances.find(event.streamId)
+ *       const balance = Option.match(current, { onNone: () => 0, onSome: (b) => b.balance })
+ *       yield* balances.save({ id: event.streamId, balance: balance + event.payload.amount })
+ *     })
+ * })
+ *
+ * // Needs EventLog.EventLog and ReadModel.ReadModelStore.
+ * const rebuilt = Projection.run(balances, { until: "caughtUp" })
+ * ```
+ *
+ * Modes (see `docs/projections.md` for the design and the costs):
+ * - `"guarded"` (default): every row carries the position of the last event applied to it;
+ *   a write lands only when the stored position is lower, and an event is not applied to a
+ *   row that already holds it. Replays, duplicates and stale runners change nothing.
+ *   Removes become tombstones (invisible to readers).
+ * - `"atLeastOnce"`: batched flush (`BatchWriteItem`), then the checkpoint. A crash between
+ *   the two replays the batch: for idempotent handlers only.
+ *
+ * The checkpoint is a row of the read-models storage (repository `$projections`, id: the
+ * projection's name), held by one runner at a time (a lease with a fencing token).
+ *
+ * @since 0.2.0
+ */
+import { type Cause, Clock, Duration, Effect, Option, Schema, Stream } from "effect"
+import type { InvalidInputError, NotFoundError, StorageError } from "./Errors.js"
+import { EventLog, type Filter, type LoggedEvent, type LogReadError } from "./EventLog.js"
+import * as Checkpoint from "./internal/projection/checkpoint.js"
+import { makeUnitOfWork } from "./internal/projection/unitOfWork.js"
+import type { ReadError, ReadModelEncodeError, ReadModelTooLargeError } from "./internal/readModel/errors.js"
+import { ReadModelStore } from "./ReadModel.js"
+
+export { CHECKPOINTS, CorruptedCheckpointError } from "./internal/projection/checkpoint.js"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * A read model a projection writes: a repository name and the model's Schema (and how to
+ * get a model's id, default its `id` field).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReadModelSpec<A> {
+  readonly name: string
+  readonly schema: Schema.Codec<A, any>
+  readonly idOf?: ((model: A) => string) | undefined
+}
+
+/**
+ * A {@link ReadModelSpec}, with the model type inferred from the Schema.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const readModel = <A, I>(
+  name: string,
+  schema: Schema.Codec<A, I>,
+  options: { readonly idOf?: ((model: A) => string) | undefined } = {}
+): ReadModelSpec<A> => ({ name, schema, idOf: options.idOf })
+
+/**
+ * What a handler gets for each read model: keyed read-modify-write on a unit of work the
+ * runner flushes once per batch. `find` reads storage once per batch and row (strongly
+ * consistent) and then the unit of work; `save` and `remove` stage. No `findAll`/`findBy`:
+ * a handler derives a row from that row and the event.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Repository<A> {
+  readonly name: string
+  readonly find: (id: string) => Effect.Effect<Option.Option<A>, ReadError>
+  readonly get: (id: string) => Effect.Effect<A, ReadError | NotFoundError>
+  readonly save: (model: A) => Effect.Effect<void, ReadError | ReadModelEncodeError | ReadModelTooLargeError>
+  readonly remove: (id: string) => Effect.Effect<void, ReadError>
+}
+
+/**
+ * The repositories of a projection, by the keys of its `readModels`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Repositories<RM> = { readonly [K in keyof RM]: RM[K] extends ReadModelSpec<infer A> ? Repository<A> : never }
+
+/**
+ * A projection definition (see {@link make}).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Projection<E, RM extends Record<string, ReadModelSpec<any>>, Err, R> {
+  readonly name: string
+  readonly events: Schema.Codec<E, any>
+  /**
+   * The event types the projection handles. When given, only those are read (a log filter)
+   * and one whose payload does not decode with `events` stops the projection
+   * ({@link ProjectionDecodeError}). When absent, every event is offered and those whose
+   * payload does not decode are not the projection's business: they are skipped.
+   */
+  readonly types?: ReadonlyArray<string> | undefined
+  readonly readModels: RM
+  readonly handle: (event: LoggedEvent<E>, repositories: Repositories<RM>) => Effect.Effect<void, Err, R>
+}
+
+/**
+ * Defines a projection.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = <E, RM extends Record<string, ReadModelSpec<any>>, Err = never, R = never>(
+  definition: Projection<E, RM, Err, R>
+): Projection<E, RM, Err, R> => definition
+
+/**
+ * Progress of a run, after each checkpoint: a CLI, a log line or a metric can show it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Progress {
+  readonly projection: string
+  /** The checkpoint: every event up to it is applied. */
+  readonly position: number
+  /** The last position of the log when the batch was checkpointed. */
+  readonly head: number
+  /** `head - position`. */
+  readonly lag: number
+  /** Events handled by this run (skipped and filtered ones excluded). */
+  readonly eventsApplied: number
+  /** `eventsApplied` per second since the run started. */
+  readonly eventsPerSecond: number
+  /** The run has reached the head of the log once. */
+  readonly caughtUp: boolean
+  /** Row writes that landed, guarded writes refused (the row was newer), and requests. */
+  readonly rowsWritten: number
+  readonly rowsRejected: number
+  readonly requests: number
+}
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * A handler failed: the projection stopped at this event. Everything before it is applied
+ * and checkpointed; nothing of it is. `cause` is the handler's error.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ProjectionHandlerError extends Schema.TaggedError<ProjectionHandlerError>()("ProjectionHandlerError", {
+  projection: Schema.String,
+  streamId: Schema.String,
+  version: Schema.Number,
+  position: Schema.Number,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Projection "${this.projection}" failed at ${this.streamId}@${this.version} (log position ${this.position}): ${
+      String((this.cause as { message?: unknown })?.message ?? this.cause)
+    }`
+  }
+}
+
+/**
+ * An event of a type the projection handles whose payload does not decode with its Schema.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ProjectionDecodeError extends Schema.TaggedError<ProjectionDecodeError>()("ProjectionDecodeError", {
+  projection: Schema.String,
+  streamId: Schema.String,
+  version: Schema.Number,
+  position: Schema.Number,
+  reason: Schema.String
+}) {}
+
+/**
+ * Another runner holds the projection's checkpoint now (this one's lease expired and was
+ * claimed): this runner stopped without moving the checkpoint.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ProjectionFencedError extends Schema.TaggedError<ProjectionFencedError>()("ProjectionFencedError", {
+  projection: Schema.String,
+  owner: Schema.String,
+  token: Schema.Number
+}) {}
+
+/**
+ * What {@link run} can fail with, besides the handler's own errors (wrapped in
+ * {@link ProjectionHandlerError}).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type RunError =
+  | ProjectionHandlerError
+  | ProjectionDecodeError
+  | ProjectionFencedError
+  | Checkpoint.CorruptedCheckpointError
+  | LogReadError
+  | StorageError
+  | InvalidInputError
+
+// -----------------------------------------------------------------------------
+// running
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface RunOptions {
+  /** `"guarded"` (default) or `"atLeastOnce"` (see the module documentation). */
+  readonly mode?: "guarded" | "atLeastOnce" | undefined
+  /** Events per batch (default 500): one flush and one checkpoint per batch. */
+  readonly batchSize?: number | undefined
+  /** How long a batch waits for more events once it has one (default 100 ms). */
+  readonly batchWindow?: Duration.Input | undefined
+  /** `"caughtUp"`: end once everything that was in the log at the head is applied. Default: run until interrupted. */
+  readonly until?: "caughtUp" | undefined
+  /** This runner's name in the checkpoint (default: a random one). */
+  readonly owner?: string | undefined
+  /** How long a claim holds without renewal (default 30 s); renewed every third of it. */
+  readonly leaseDuration?: Duration.Input | undefined
+  /** Row writes in flight during a flush (default 8). */
+  readonly writeConcurrency?: number | undefined
+  /** The log's wait at the head between two looks. */
+  readonly pollInterval?: Duration.Input | undefined
+  /** Called after each checkpoint. */
+  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+}
+
+type Item = { readonly _tag: "Event"; readonly event: LoggedEvent } | { readonly _tag: "CaughtUp"; readonly position: number }
+
+/**
+ * Runs a projection: claims its checkpoint (waiting while another runner holds it), then
+ * catches up from it and follows the log live, in batches (handler for each event, one
+ * flush, then the checkpoint). Ends only with `until: "caughtUp"` (returning the last
+ * progress), or with an error: a handler failure ({@link ProjectionHandlerError}, after
+ * applying and checkpointing what came before it), a lost claim
+ * ({@link ProjectionFencedError}), or a read or write failure (then restart it: it resumes
+ * from its checkpoint, and replayed events change nothing in `"guarded"` mode).
+ *
+ * Needs an `EventLog` and a `ReadModelStore` whose storage has the conditional primitives
+ * (the memory and DynamoDB stores have them); dies otherwise.
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
+  projection: Projection<E, RM, Err, R>,
+  options: RunOptions = {}
+): Effect.Effect<Progress, RunError, EventLog | ReadModelStore | R> =>
+  Effect.gen(function*() {
+    const log = yield* EventLog
+    const store = yield* ReadModelStore
+    const storage = store.storage
+    const conditional = storage?.conditional
+    if (storage === undefined || conditional === undefined) {
+      return yield* Effect.die(new Error(`Projection.run: the read-model store "${store.table}" has no conditional primitives (ReadModel.Storage.conditional)`))
+    }
+    const mode = options.mode ?? "guarded"
+    const batchSize = Math.max(1, options.batchSize ?? 500)
+    const leaseMillis = Duration.toMillis(Duration.fromInputUnsafe(options.leaseDuration ?? "30 seconds"))
+    const owner = options.owner ?? `runner-${Math.random().toString(36).slice(2, 10)}`
+    const decode = Schema.decodeUnknownExit(projection.events)
+    const filter: Filter | undefined = projection.types === undefined ? undefined : { types: projection.types }
+
+    const lease = yield* Checkpoint.claim(conditional, projection.name, owner, leaseMillis)
+    const fenced = new ProjectionFencedError({ projection: projection.name, owner, token: lease.token })
+    const commit = (position: number) =>
+      Effect.flatMap(lease.commit(position), (r) => (r === "fenced" ? Effect.fail(fenced) : Effect.void))
+
+    const uow = makeUnitOfWork({
+      storage,
+      conditional,
+      mode,
+      specs: projection.readModels,
+      writeConcurrency: Math.max(1, options.writeConcurrency ?? 8)
+    })
+    const repositories = uow.repositories as Repositories<RM>
+
+    const started = yield* Clock.currentTimeMillis
+    let applied = 0
+    let caughtUp = false
+    /** The last position handled or passed over in this run. */
+    let after = lease.position()
+    let last: Progress | undefined
+
+    const progress = Effect.gen(function*() {
+      const head = yield* log.head
+      const now = yield* Clock.currentTimeMillis
+      const position = lease.position()
+      const p: Progress = {
+        projection: projection.name,
+        position,
+        head,
+        lag: Math.max(0, head - position),
+        eventsApplied: applied,
+        eventsPerSecond: now > started ? (applied * 1000) / (now - started) : 0,
+        caughtUp,
+        rowsWritten: uow.stats.rowsWritten,
+        rowsRejected: uow.stats.rowsRejected,
+        requests: uow.stats.requests
+      }
+      last = p
+      if (options.onProgress !== undefined) yield* options.onProgress(p)
+    })
+
+    /** Writes the unit of work and moves the checkpoint to `position` (renewing first when the lease runs short). */
+    const checkpoint = (position: number) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        // A runner whose lease may have been taken checks before it writes anything.
+        if (lease.expiresAt() - now < leaseMillis / 2) yield* commit(lease.position())
+        yield* Effect.onError(uow.flush, () => Effect.sync(uow.discard))
+        if (position > lease.position()) yield* commit(position)
+        yield* progress
+      })
+
+    const handleBatch = (items: ReadonlyArray<Item>) =>
+      Effect.gen(function*() {
+        let reached = after
+        for (const item of items) {
+          if (item._tag === "CaughtUp") {
+            caughtUp = true
+            reached = Math.max(reached, item.position)
+            continue
+          }
+          const event = item.event
+          // A duplicated or replayed delivery: already handled.
+          if (event.position <= after) continue
+          const payload = decode(event.payload)
+          if (payload._tag === "Failure") {
+            if (projection.types === undefined) {
+              after = reached = event.position
+              continue
+            }
+            yield* checkpoint(after)
+            return yield* new ProjectionDecodeError({
+              projection: projection.name,
+              streamId: event.streamId,
+              version: event.version,
+              position: event.position,
+              reason: String(payload.cause)
+            })
+          }
+          uow.begin(event.position)
+          const outcome = yield* Effect.exit(projection.handle({ ...event, payload: payload.value }, repositories))
+          if (outcome._tag === "Failure") {
+            // Undo the failing event, write what came before it, and stop there.
+            uow.rollback()
+            yield* checkpoint(after)
+            const failure = outcome.cause.reasons.find((r) => r._tag === "Fail")
+            if (failure === undefined) return yield* Effect.failCause(outcome.cause as Cause.Cause<never>)
+            return yield* new ProjectionHandlerError({
+              projection: projection.name,
+              streamId: event.streamId,
+              version: event.version,
+              position: event.position,
+              cause: (failure as { readonly error: unknown }).error
+            })
+          }
+          applied++
+          after = reached = event.position
+        }
+        after = Math.max(after, reached)
+        yield* checkpoint(after)
+      })
+
+    const items = log.subscribeAll({
+      from: lease.position(),
+      filter,
+      ...(options.pollInterval !== undefined ? { pollInterval: options.pollInterval } : {})
+    }) as Stream.Stream<Item, LogReadError>
+    const bounded = options.until === "caughtUp" ? items.pipe(Stream.takeUntil((item) => item._tag === "CaughtUp")) : items
+    const main = bounded.pipe(
+      Stream.groupedWithin(batchSize, options.batchWindow ?? "100 millis"),
+      Stream.runForEach(handleBatch)
+    )
+    // Renews the lease while the runner waits at the head (or a long batch runs).
+    const heartbeat = Effect.sleep(leaseMillis / 3).pipe(
+      Effect.andThen(commit(lease.position())),
+      Effect.forever
+    )
+    yield* Effect.raceFirst(main, heartbeat).pipe(
+      Effect.ensuring(Effect.ignore(lease.release))
+    )
+    if (last === undefined) yield* progress
+    return last!
+  }).pipe(Effect.withSpan("Projection.run", { attributes: { projection: projection.name } }))
