@@ -37,6 +37,7 @@ const projection = (name: string) =>
     name,
     events: Deposited,
     readModels: { balances: Projection.readModel(`${name}-balances`, Balance) },
+    prefetch: (event) => ({ balances: event.streamId }),
     handle: (event, { balances }) =>
       Effect.gen(function*() {
         const current = Option.getOrElse(yield* balances.find(event.streamId), () => ({ id: event.streamId, balance: 0, count: 0, note: NOTE }))

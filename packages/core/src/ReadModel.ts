@@ -140,6 +140,18 @@ export interface ConditionalStorage {
   /** One strongly consistent key lookup, tombstones included (`GetItem`). */
   readonly readGuarded: (name: string, id: string) => Effect.Effect<GuardedRow | undefined, StorageError>
   /**
+   * One strongly consistent lookup of at most {@link MAX_BATCH_GET} distinct ids, tombstones
+   * included (`BatchGetItem`): the rows found, in any order, and the ids storage left
+   * unprocessed. Used to read the rows of a projection batch at once (`prefetch`).
+   */
+  readonly readGuardedBatch: (
+    name: string,
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<
+    { readonly rows: ReadonlyArray<GuardedRow & { readonly id: string }>; readonly unprocessed: ReadonlyArray<string> },
+    StorageError
+  >
+  /**
    * One conditional write (`PutItem` with `attribute_not_exists(Id) OR Pos < :position`):
    * `true` when it landed, `false` when the row already holds a position at or above it.
    */

@@ -30,10 +30,11 @@ type Balance = typeof Balance.Type
 const Total = Schema.Struct({ id: Schema.String, sum: Schema.Number, events: Schema.Number })
 
 /** Not idempotent on purpose: applying an event twice changes the rows. */
-const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean) =>
+const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean, prefetch = false) =>
   Projection.make({
     name,
     events: Payload,
+    prefetch: prefetch ? (event) => ({ balances: event.streamId, totals: "all" }) : undefined,
     readModels: {
       balances: Projection.readModel(`${name}-balances`, Balance),
       totals: Projection.readModel(`${name}-totals`, Total)
@@ -154,6 +155,24 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
           assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
         })))
 
+      it.live(`${mode}: with prefetch, the rows of a batch are read in batch requests and the rows are the same`, () =>
+        Effect.scoped(Effect.gen(function*() {
+          const env = yield* setup
+          yield* appendEvents(env.store, 30, 5)
+          const instrumented = instrument(env.storage)
+          const name = unique("p")
+          yield* env.runOn(instrumented.storage, accounts(name, undefined, true), { mode, until: "caughtUp", batchSize: 200, batchWindow: "1 second" })
+          assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
+          const operations = yield* instrumented.operations
+          const reads = operations.filter((o) => o === "GuardedRead" || o === "GetItem").length
+          const batchReads = operations.filter((o) => o === "GuardedBatchRead" || o === "BatchGetItem").length
+          // One batch of 150 events over 30 accounts and the total: 31 rows in one lookup per
+          // repository; the only single read is the checkpoint's.
+          assert.strictEqual(batchReads, 2)
+          assert.strictEqual(reads, operations.filter((o) => o === "GuardedRead").length)
+          assert.isAtMost(reads, 2, "no row read one by one")
+        })))
+
       it.live(`${mode}: a handler failure half-way stops at that event, applied and checkpointed up to it; a restart after the fix completes`, () =>
         Effect.scoped(Effect.gen(function*() {
           const env = yield* setup
@@ -259,7 +278,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         let injected = 0
         let next = 3 + Math.floor(Math.random() * 12)
         yield* instrumented.setFault((operation) => {
-          if (operation !== "GuardedWrite" && operation !== "CompareAndSet") return undefined
+          if (operation !== "GuardedWrite" && operation !== "CompareAndSet" && operation !== "GuardedBatchRead") return undefined
           if (++writes !== next || injected === 8) return undefined
           injected++
           next += 3 + Math.floor(Math.random() * 12)
@@ -271,7 +290,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
           const done = writers.pollUnsafe() !== undefined
           const { restarts } = yield* untilDone(
             // The same process restarting: its own lease does not hold it back.
-            env.runOn(instrumented.storage, accounts(name), { until: "caughtUp", owner: "restarting" }),
+            env.runOn(instrumented.storage, accounts(name, undefined, true), { until: "caughtUp", owner: "restarting" }),
             (e) => e._tag === "StorageError"
           )
           crashes += restarts

@@ -33,6 +33,8 @@ export type Operation =
   | "BatchWriteItem"
   /** `ConditionalStorage.readGuarded` (a `GetItem`). */
   | "GuardedRead"
+  /** `ConditionalStorage.readGuardedBatch` (a `BatchGetItem`). */
+  | "GuardedBatchRead"
   /** `ConditionalStorage.writeGuarded` (a conditional `PutItem`). */
   | "GuardedWrite"
   /** `ConditionalStorage.compareAndSet` (a conditional `PutItem`). */
@@ -152,6 +154,14 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
 
   const wrapConditional = (conditional: ReadModel.ConditionalStorage): ReadModel.ConditionalStorage => ({
     readGuarded: (name, id) => request("GuardedRead", name, [id], () => conditional.readGuarded(name, id)),
+    readGuardedBatch: (name, ids) =>
+      request(
+        "GuardedBatchRead",
+        name,
+        ids,
+        (sent) => conditional.readGuardedBatch(name, sent),
+        (answer, kept) => ({ rows: answer?.rows ?? [], unprocessed: [...(answer?.unprocessed ?? []), ...kept] })
+      ),
     writeGuarded: (name, write) =>
       request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
     compareAndSet: (name, id, expected, data) =>

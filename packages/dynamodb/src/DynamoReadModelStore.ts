@@ -196,6 +196,24 @@ export const makeStorage = (tableName: string) =>
                 : { data: isTombstone(r.Item) ? undefined : r.Item.Data?.S, position: Number(r.Item.Pos?.N ?? 0) }
             )
           ),
+      readGuardedBatch: (name, ids) =>
+        unconditional(client.call("BatchGetItem", table, (c, abortSignal) =>
+          c.send(
+            new BatchGetItemCommand({
+              RequestItems: { [table]: { Keys: ids.map((id) => keyOf(name, id)), ConsistentRead: true } },
+              ReturnConsumedCapacity: "TOTAL"
+            }),
+            { abortSignal }
+          ))).pipe(
+            Effect.map((r) => ({
+              rows: (r.Responses?.[table] ?? []).map((item) => ({
+                id: item.Id?.S ?? "",
+                data: isTombstone(item) ? undefined : item.Data?.S,
+                position: Number(item.Pos?.N ?? 0)
+              })),
+              unprocessed: (r.UnprocessedKeys?.[table]?.Keys ?? []).map((k) => k.Id?.S ?? "")
+            }))
+          ),
       writeGuarded: (name, write) =>
         conditionalPut(
           "writeGuarded",

@@ -13,9 +13,9 @@ import { Effect, Option, type Schema } from "effect"
 import { NotFoundError, StorageError } from "../../Errors.js"
 import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
-import { MAX_BATCH_WRITE } from "../readModel/limits.js"
+import { MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ID_BYTES } from "../readModel/limits.js"
 import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
-import { validateId } from "../readModel/validation.js"
+import { validateId, validateText } from "../readModel/validation.js"
 
 export type WriteMode = "guarded" | "atLeastOnce"
 
@@ -50,6 +50,7 @@ export const makeUnitOfWork = (options: {
   readonly mode: WriteMode
   readonly specs: Readonly<Record<string, RepositorySpec>>
   readonly writeConcurrency: number
+  readonly readConcurrency: number
 }) => {
   const { conditional, mode, storage } = options
   /** Per repository name: its rows. */
@@ -112,11 +113,59 @@ export const makeUnitOfWork = (options: {
         table.set(id, { model, position, staged })
       })
 
+    /** Reads the rows of `ids` not known yet, 100 per request, `readConcurrency` in flight. */
+    const prefetch = (ids: ReadonlyArray<string>) =>
+      Effect.suspend(() => {
+        const missing = [...new Set(ids)].filter((id) => !table.has(id) && validateText("prefetch", "id", id, MAX_ID_BYTES) === undefined)
+        return Effect.forEach(chunksOf(missing, MAX_BATCH_GET), (chunk) => {
+          let remaining: ReadonlyArray<string> = chunk
+          return untilProcessed(
+            defaultUnprocessedRetrySchedule,
+            Effect.gen(function*() {
+              stats.requests++
+              const found = new Map<string, { readonly data: string | undefined; readonly position: number }>()
+              let unprocessed: ReadonlyArray<string>
+              if (mode === "guarded") {
+                const r = yield* conditional!.readGuardedBatch(name, remaining)
+                for (const row of r.rows) found.set(row.id, row)
+                unprocessed = r.unprocessed
+              } else {
+                const r = yield* storage.getBatch(name, remaining, true)
+                for (const row of r.rows) found.set(row.id, { data: row.data, position: 0 })
+                unprocessed = r.unprocessed
+              }
+              const left = new Set(unprocessed)
+              for (const id of remaining) {
+                if (left.has(id) || table.has(id)) continue
+                const row = found.get(id)
+                table.set(id, {
+                  model: row?.data === undefined ? Option.none() : Option.some(yield* codec.decodeRow({ id, data: row.data })),
+                  position: row?.position ?? 0
+                })
+              }
+              remaining = remaining.filter((id) => left.has(id))
+              return remaining.length
+            })
+          ).pipe(
+            Effect.catchTag("Unprocessed", () =>
+              Effect.fail(
+                new StorageError({
+                  operation: "BatchGetItem",
+                  reason: "Throttled",
+                  resource: storage.table,
+                  detail: `${remaining.length} key(s) stayed unprocessed after every retry`
+                })
+              ))
+          )
+        }, { concurrency: options.readConcurrency, discard: true })
+      })
+
     const find = (idInput: string) =>
       Effect.flatMap(validateId("find", idInput), (id) => Effect.map(entry(id), (e) => e.model))
 
     return {
       name,
+      prefetch,
       find,
       get: (id: string) =>
         Effect.flatMap(find(id), (found) =>
@@ -126,9 +175,16 @@ export const makeUnitOfWork = (options: {
     }
   }
 
-  const repositories = Object.fromEntries(
+  const made = Object.fromEntries(
     Object.entries(options.specs).map(([key, spec]) => [key, makeRepository(spec)])
   )
+  const repositories = Object.fromEntries(
+    Object.entries(made).map(([key, { prefetch: _, ...repository }]) => [key, repository])
+  )
+
+  /** Reads at once the rows a batch will read: ids per repository key. */
+  const prefetch = (ids: ReadonlyMap<string, ReadonlyArray<string>>) =>
+    Effect.forEach(ids, ([key, list]) => made[key]?.prefetch(list) ?? Effect.void, { concurrency: "unbounded", discard: true })
 
   /** Starts the event at `at`: its changes can be undone until the next savepoint. */
   const begin = (at: number) => {
@@ -213,6 +269,7 @@ export const makeUnitOfWork = (options: {
 
   return {
     repositories,
+    prefetch,
     begin,
     rollback,
     flush,

@@ -98,6 +98,14 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
           const cell = partitions.get(name)?.get(id)
           return cell === undefined ? undefined : { data: cell.tombstone === true ? undefined : cell.data, position: cell.position ?? 0 }
         }),
+      readGuardedBatch: (name, ids) =>
+        request(() => ({
+          rows: ids.flatMap((id) => {
+            const cell = partitions.get(name)?.get(id)
+            return cell === undefined ? [] : [{ id, data: cell.tombstone === true ? undefined : cell.data, position: cell.position ?? 0 }]
+          }).reverse(),
+          unprocessed: []
+        })),
       writeGuarded: (name, write) =>
         request(() => {
           const cell = partitions.get(name)?.get(write.id)
