@@ -33,6 +33,8 @@
  *   Removes become tombstones (invisible to readers).
  * - `"atLeastOnce"`: batched flush (`BatchWriteItem`), then the checkpoint. A crash between
  *   the two replays the batch: for idempotent handlers only.
+ * - `"transactional"`: the batch's rows and the checkpoint in one `TransactWriteItems` (a
+ *   batch is cut at 99 changed rows or 4 MB; 2 WCU per KB per row).
  *
  * The checkpoint is a row of the read-models storage (repository `$projections`, id: the
  * projection's name), held by one runner at a time (a lease with a fencing token).
@@ -227,6 +229,30 @@ export class ProjectionFencedError extends Schema.TaggedError<ProjectionFencedEr
 }) {}
 
 /**
+ * Transactional mode: one event changes more rows than one transaction holds (99 rows and
+ * the checkpoint, 4 MB). Everything before it is applied and checkpointed. Run this
+ * projection in another mode.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ProjectionTransactionTooLargeError
+  extends Schema.TaggedError<ProjectionTransactionTooLargeError>()("ProjectionTransactionTooLargeError", {
+    projection: Schema.String,
+    streamId: Schema.String,
+    version: Schema.Number,
+    position: Schema.Number,
+    rows: Schema.Number,
+    bytes: Schema.Number
+  })
+{}
+
+/** Rows per transaction: 100 items, one of them the checkpoint. */
+const MAX_TRANSACTION_ROWS = 99
+/** DynamoDB's 4 MB per transaction, less room for the checkpoint and keys. */
+const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
+
+/**
  * What {@link run} can fail with, besides the handler's own errors (wrapped in
  * {@link ProjectionHandlerError}).
  *
@@ -237,6 +263,7 @@ export type RunError =
   | ProjectionHandlerError
   | ProjectionDecodeError
   | ProjectionFencedError
+  | ProjectionTransactionTooLargeError
   | Checkpoint.CorruptedCheckpointError
   | LogReadError
   | StorageError
@@ -253,8 +280,8 @@ export type RunError =
  * @category models
  */
 export interface RunOptions {
-  /** `"guarded"` (default) or `"atLeastOnce"` (see the module documentation). */
-  readonly mode?: "guarded" | "atLeastOnce" | undefined
+  /** `"guarded"` (default), `"atLeastOnce"` or `"transactional"` (see the module documentation). */
+  readonly mode?: "guarded" | "atLeastOnce" | "transactional" | undefined
   /** Events per batch (default 500): one flush and one checkpoint per batch. */
   readonly batchSize?: number | undefined
   /** How long a batch waits for more events once it has one (default 100 ms). */
@@ -328,6 +355,9 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
       return yield* Effect.die(new Error(`Projection.run: the read-model store "${store.table}" has no conditional primitives (ReadModel.Storage.conditional)`))
     }
     const mode = options.mode ?? "guarded"
+    if (mode === "transactional" && conditional.transact === undefined) {
+      return yield* Effect.die(new Error(`Projection.run: the read-model store "${store.table}" has no transactions (ConditionalStorage.transact)`))
+    }
     const batchSize = Math.max(1, options.batchSize ?? 500)
     const leaseMillis = Duration.toMillis(Duration.fromInputUnsafe(options.leaseDuration ?? "30 seconds"))
     const owner = options.owner ?? `runner-${Math.random().toString(36).slice(2, 10)}`
@@ -338,6 +368,7 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
     const fenced = new ProjectionFencedError({ projection: projection.name, owner, token: lease.token })
     const commit = (position: number) =>
       Effect.flatMap(lease.commit(position), (r) => (r === "fenced" ? Effect.fail(fenced) : Effect.void))
+    const renew = Effect.flatMap(lease.renew, (r) => (r === "fenced" ? Effect.fail(fenced) : Effect.void))
 
     const uow = makeUnitOfWork({
       storage,
@@ -381,11 +412,35 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         // A runner whose lease may have been taken checks before it writes anything.
-        if (lease.expiresAt() - now < leaseMillis / 2) yield* commit(lease.position())
-        yield* Effect.onError(uow.flush, () => Effect.sync(uow.discard))
-        if (position > lease.position()) yield* commit(position)
+        if (lease.expiresAt() - now < leaseMillis / 2) yield* renew
+        if (mode === "transactional") {
+          const { writes } = uow.staged()
+          if (writes.length > 0) {
+            uow.stats.requests++
+            const result = yield* Effect.onError(
+              lease.commitWith(position, (expected, data) =>
+                conditional.transact!(writes, { name: Checkpoint.CHECKPOINTS, id: projection.name, expected, data })),
+              () => Effect.sync(uow.discard)
+            )
+            if (result === "fenced") {
+              uow.discard()
+              return yield* fenced
+            }
+            uow.settle()
+          } else if (position > lease.position()) yield* commit(position)
+        } else {
+          yield* Effect.onError(uow.flush, () => Effect.sync(uow.discard))
+          if (position > lease.position()) yield* commit(position)
+        }
         yield* progress
       })
+
+    /** A transaction holds at most 100 items (99 rows and the checkpoint) and 4 MB. */
+    const overLimits = () => {
+      if (mode !== "transactional") return false
+      const { bytes, writes } = uow.staged()
+      return writes.length > MAX_TRANSACTION_ROWS || bytes > MAX_TRANSACTION_BYTES
+    }
 
     const handleBatch = (items: ReadonlyArray<Item>) =>
       Effect.gen(function*() {
@@ -417,7 +472,27 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
             })
           }
           uow.begin(event.position)
-          const outcome = yield* Effect.exit(projection.handle({ ...event, payload: payload.value }, repositories))
+          let outcome = yield* Effect.exit(projection.handle({ ...event, payload: payload.value }, repositories))
+          if (outcome._tag === "Success" && overLimits()) {
+            // Transactional: this event does not fit in the batch's transaction. Commit what
+            // came before it, then apply it again alone.
+            uow.rollback()
+            yield* checkpoint(after)
+            uow.begin(event.position)
+            outcome = yield* Effect.exit(projection.handle({ ...event, payload: payload.value }, repositories))
+            if (outcome._tag === "Success" && overLimits()) {
+              const { bytes, writes } = uow.staged()
+              uow.rollback()
+              return yield* new ProjectionTransactionTooLargeError({
+                projection: projection.name,
+                streamId: event.streamId,
+                version: event.version,
+                position: event.position,
+                rows: writes.length,
+                bytes
+              })
+            }
+          }
           if (outcome._tag === "Failure") {
             // Undo the failing event, write what came before it, and stop there.
             uow.rollback()
@@ -450,10 +525,7 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
       Stream.runForEach(handleBatch)
     )
     // Renews the lease while the runner waits at the head (or a long batch runs).
-    const heartbeat = Effect.sleep(leaseMillis / 3).pipe(
-      Effect.andThen(commit(lease.position())),
-      Effect.forever
-    )
+    const heartbeat = Effect.sleep(leaseMillis / 3).pipe(Effect.andThen(renew), Effect.forever)
     yield* Effect.raceFirst(main, heartbeat).pipe(
       Effect.ensuring(Effect.ignore(lease.release))
     )

@@ -166,6 +166,16 @@ export interface ConditionalStorage {
     expected: string | undefined,
     data: string
   ) => Effect.Effect<boolean, StorageError>
+  /**
+   * One transaction (`TransactWriteItems`): unconditional writes of at most 99 distinct rows
+   * and a compare-and-set of `check` (`Data = :expected`), all or nothing, at most 4 MB.
+   * `true` when it landed, `false` when the compare-and-set's condition failed (nothing is
+   * written). Optional: without it, projections cannot run in the transactional mode.
+   */
+  readonly transact?: ((
+    writes: ReadonlyArray<{ readonly name: string; readonly operation: WriteOperation }>,
+    check: { readonly name: string; readonly id: string; readonly expected: string; readonly data: string }
+  ) => Effect.Effect<boolean, StorageError>) | undefined
 }
 
 /**

@@ -39,6 +39,8 @@ export type Operation =
   | "GuardedWrite"
   /** `ConditionalStorage.compareAndSet` (a conditional `PutItem`). */
   | "CompareAndSet"
+  /** `ConditionalStorage.transact` (a `TransactWriteItems`). */
+  | "TransactWriteItems"
 
 /**
  * One request the store sent: the primitive, the partition, the ids it is about (none
@@ -165,7 +167,14 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
     writeGuarded: (name, write) =>
       request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
     compareAndSet: (name, id, expected, data) =>
-      request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data))
+      request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data)),
+    transact: conditional.transact === undefined ? undefined : (writes, check) =>
+      request(
+        "TransactWriteItems",
+        check.name,
+        [...writes.map((w) => w.operation.id), check.id],
+        () => counted(conditional.transact!(writes, check), (landed) => (landed ? writes.length + 1 : 0))
+      )
   })
 
   const wrapped: ReadModel.Storage = {

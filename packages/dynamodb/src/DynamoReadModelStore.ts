@@ -33,6 +33,8 @@ import {
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
@@ -236,7 +238,45 @@ export const makeStorage = (tableName: string) =>
           )
     }
 
-    const storage: ReadModel.Storage = { table, get, getBatch, queryPage, put, delete: remove, writeBatch, conditional }
+    // The compare-and-set is the last item: a ConditionalCheckFailed can only be its own.
+    const transact: ReadModel.ConditionalStorage["transact"] = (writes, check) =>
+      client.call("TransactWriteItems", table, (c) =>
+        c.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              ...writes.map(({ name, operation }): TransactWriteItem =>
+                Predicate.isTagged(operation, "Put")
+                  ? { Put: { TableName: table, Item: { Name: { S: name }, Id: { S: operation.id }, Data: { S: operation.data } } } }
+                  : { Delete: { TableName: table, Key: keyOf(name, operation.id) } }
+              ),
+              {
+                Put: {
+                  TableName: table,
+                  Item: { Name: { S: check.name }, Id: { S: check.id }, Data: { S: check.data } },
+                  ConditionExpression: "#d = :e",
+                  ExpressionAttributeNames: { "#d": "Data" },
+                  ExpressionAttributeValues: { ":e": { S: check.expected } }
+                }
+              }
+            ],
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        )).pipe(
+          Effect.as(true),
+          Effect.catchTag("TransactionCanceled", () => Effect.succeed(false)),
+          Effect.catchTag("ConditionFailed", (e) => Effect.die(e))
+        )
+
+    const storage: ReadModel.Storage = {
+      table,
+      get,
+      getBatch,
+      queryPage,
+      put,
+      delete: remove,
+      writeBatch,
+      conditional: { ...conditional, transact }
+    }
     return storage
   })
 

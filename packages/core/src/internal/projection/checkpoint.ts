@@ -65,6 +65,16 @@ export interface Lease {
   readonly expiresAt: () => number
   /** Moves the checkpoint to `position` and renews the lease; "fenced" when another runner holds it. */
   readonly commit: (position: number) => Effect.Effect<CommitResult, StorageError>
+  /**
+   * {@link commit} through `write` (a transaction that carries the compare-and-set together
+   * with rows): `write(expected, data)` returns whether it landed.
+   */
+  readonly commitWith: (
+    position: number,
+    write: (expected: string, data: string) => Effect.Effect<boolean, StorageError>
+  ) => Effect.Effect<CommitResult, StorageError>
+  /** Renews the lease, keeping the position it holds when it runs. */
+  readonly renew: Effect.Effect<CommitResult, StorageError>
   /** Gives the lease up (expiry now), keeping the position. Best effort. */
   readonly release: Effect.Effect<void, StorageError>
 }
@@ -103,19 +113,38 @@ export const claim = (
  * failed condition, the row is read again, and if it holds exactly what was written, the
  * write landed (a retried request whose first attempt succeeded).
  */
-const compareAndSet = (storage: ConditionalStorage, projection: string, expected: string | undefined, raw: string) =>
-  Effect.flatMap(storage.compareAndSet(CHECKPOINTS, projection, expected, raw), (landed) =>
+const compareAndSet = (
+  storage: ConditionalStorage,
+  projection: string,
+  expected: string | undefined,
+  raw: string,
+  write: (expected: string | undefined, data: string) => Effect.Effect<boolean, StorageError> = (e, d) =>
+    storage.compareAndSet(CHECKPOINTS, projection, e, d)
+) =>
+  Effect.flatMap(write(expected, raw), (landed) =>
     landed ? Effect.succeed(true) : Effect.map(storage.readGuarded(CHECKPOINTS, projection), (row) => row?.data === raw))
 
 const makeLease = (storage: ConditionalStorage, projection: string, start: Stored, leaseMillis: number) =>
   Effect.map(Semaphore.make(1), (lock): Lease => {
     let held = start
-    const write = (position: number, expiresAt: (now: number) => number) =>
+    const write = (
+      /** `undefined`: a renewal, keeping the position held when it runs. */
+      position: number | undefined,
+      expiresAt: (now: number) => number,
+      through?: (expected: string, data: string) => Effect.Effect<boolean, StorageError>
+    ) =>
       lock.withPermits(1)(Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const data: CheckpointData = { ...held.data, position, expiresAt: expiresAt(now) }
+        const data: CheckpointData = { ...held.data, position: position ?? held.data.position, expiresAt: expiresAt(now) }
         const raw = JSON.stringify(data)
-        if (!(yield* compareAndSet(storage, projection, held.raw, raw))) return "fenced" as const
+        const landed = yield* compareAndSet(
+          storage,
+          projection,
+          held.raw,
+          raw,
+          through === undefined ? undefined : (expected, d) => through(expected!, d)
+        )
+        if (!landed) return "fenced" as const
         held = { raw, data }
         return "committed" as const
       }))
@@ -125,6 +154,8 @@ const makeLease = (storage: ConditionalStorage, projection: string, start: Store
       position: () => held.data.position,
       expiresAt: () => held.data.expiresAt,
       commit: (position) => write(position, (now) => now + leaseMillis),
-      release: Effect.suspend(() => Effect.asVoid(write(held.data.position, () => 0)))
+      commitWith: (position, through) => write(position, (now) => now + leaseMillis, through),
+      renew: write(undefined, (now) => now + leaseMillis),
+      release: Effect.asVoid(write(undefined, () => 0))
     }
   })

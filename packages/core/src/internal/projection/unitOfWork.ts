@@ -13,11 +13,11 @@ import { Effect, Option, type Schema } from "effect"
 import { NotFoundError, StorageError } from "../../Errors.js"
 import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
-import { MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ID_BYTES } from "../readModel/limits.js"
+import { MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ID_BYTES, rowSize } from "../readModel/limits.js"
 import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
 import { validateId, validateText } from "../readModel/validation.js"
 
-export type WriteMode = "guarded" | "atLeastOnce"
+export type WriteMode = "guarded" | "atLeastOnce" | "transactional"
 
 /** What the unit of work knows of one row. */
 interface Entry<A> {
@@ -258,6 +258,23 @@ export const makeUnitOfWork = (options: {
     }, { concurrency: options.writeConcurrency, discard: true })
   })
 
+  /** The staged writes as plain operations, and their size (for a transaction's limits). */
+  const staged = () => {
+    const writes = stagedWrites().map((w) => ({
+      name: w.name,
+      operation: w.data === null ? { _tag: "Delete" as const, id: w.id } : { _tag: "Put" as const, id: w.id, data: w.data }
+    }))
+    const bytes = writes.reduce((sum, w) => sum + rowSize(w.name, w.operation.id, w.operation._tag === "Put" ? w.operation.data : ""), 0)
+    return { writes, bytes }
+  }
+
+  /** Forgets everything after a transaction landed. */
+  const settle = () => {
+    stats.rowsWritten += stagedWrites().length
+    for (const table of rows.values()) table.clear()
+    undo = []
+  }
+
   /** Writes every staged change, then forgets everything (the next batch reads again). */
   const flush: Effect.Effect<void, StorageError> = Effect.andThen(
     mode === "guarded" ? flushGuarded : flushBatched,
@@ -270,6 +287,8 @@ export const makeUnitOfWork = (options: {
   return {
     repositories,
     prefetch,
+    staged,
+    settle,
     begin,
     rollback,
     flush,

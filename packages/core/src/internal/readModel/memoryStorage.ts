@@ -125,6 +125,17 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
           if (!holds) return false
           partition(name).set(id, { data })
           return true
+        }),
+      transact: (writes, check) =>
+        request(() => {
+          const cell = partitions.get(check.name)?.get(check.id)
+          if (cell === undefined || cell.tombstone === true || cell.data !== check.expected) return false
+          for (const { name, operation } of writes) {
+            if (operation._tag === "Put") partition(name).set(operation.id, { data: operation.data })
+            else partitions.get(name)?.delete(operation.id)
+          }
+          partition(check.name).set(check.id, { data: check.data })
+          return true
         })
     },
     rows: (name) => Effect.sync(() => sortedIds(name).map((id) => rowOf(name, id)!))
