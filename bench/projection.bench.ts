@@ -1,6 +1,6 @@
 /**
  * Projection benchmark: the same projection (a balance per account, read-modify-write) run
- * over the same events in the two write modes, against a raw SDK loop doing the same work
+ * over the same events in each write mode (guarded with 8 and 32 writes in flight), against a raw SDK loop doing the same work
  * per batch (one consistent `BatchGetItem` of the rows the batch touches, the fold in plain
  * JavaScript, `BatchWriteItem` of the changed rows, one `PutItem` of a checkpoint). The
  * events come from the in-memory log (the log's own reading cost is `readAll`'s, measured
@@ -22,7 +22,7 @@ import { countInto, emptyStats, startBench, type Stats, totalRequests } from "./
 const EVENTS = 4_000
 const ACCOUNTS = 400
 const BATCH = 500
-const ROUNDS = 4 // interleaved: A,B,C then C,B,A, ...
+const ROUNDS = 4 // interleaved: A,B,C,... then ...,C,B,A
 
 let bucket: Stats | undefined
 const instrument = countInto(() => bucket)
@@ -105,6 +105,10 @@ const program = Effect.gen(function*() {
   let seq = 0
   const sides = {
     guarded: (name: string) => Projection.run(projection(name), { until: "caughtUp", batchSize: BATCH, batchWindow: "50 millis" }),
+    guarded32: (name: string) =>
+      Projection.run(projection(name), { until: "caughtUp", batchSize: BATCH, batchWindow: "50 millis", writeConcurrency: 32 }),
+    transactional: (name: string) =>
+      Projection.run(projection(name), { mode: "transactional", until: "caughtUp", batchSize: BATCH, batchWindow: "50 millis" }),
     atLeastOnce: (name: string) =>
       Projection.run(projection(name), { mode: "atLeastOnce", until: "caughtUp", batchSize: BATCH, batchWindow: "50 millis" }),
     raw: (name: string) => raw(sdk, table, name, events)
@@ -130,7 +134,7 @@ const program = Effect.gen(function*() {
       r.stats.write += stats.write
       results.set(key, r)
     })
-  const order: ReadonlyArray<Key> = ["guarded", "atLeastOnce", "raw"]
+  const order: ReadonlyArray<Key> = ["guarded", "guarded32", "transactional", "atLeastOnce", "raw"]
   yield* Console.log(`warming up (${elapsed()})`)
   for (let w = 0; w < 2; w++) for (const key of order) yield* runSide(key, false)
   for (let round = 0; round < ROUNDS; round++) {
