@@ -167,6 +167,22 @@ export interface ConditionalStorage {
     data: string
   ) => Effect.Effect<boolean, StorageError>
   /**
+   * One page of the tombstones of partition `name`, in id order, after `exclusiveStartId`
+   * (`Query` with a filter: reads, and bills, the whole partition page by page).
+   */
+  readonly queryTombstones: (
+    name: string,
+    exclusiveStartId: string | undefined
+  ) => Effect.Effect<
+    { readonly rows: ReadonlyArray<{ readonly id: string; readonly position: number }>; readonly lastEvaluatedId: string | undefined },
+    StorageError
+  >
+  /**
+   * Deletes a tombstone if it is still the one at `position` (`DeleteItem` with a condition):
+   * `true` when deleted, `false` when the row changed meanwhile.
+   */
+  readonly deleteTombstone: (name: string, id: string, position: number) => Effect.Effect<boolean, StorageError>
+  /**
    * One transaction (`TransactWriteItems`): unconditional writes of at most 99 distinct rows
    * and a compare-and-set of `check` (`Data = :expected`), all or nothing, at most 4 MB.
    * `true` when it landed, `false` when the compare-and-set's condition failed (nothing is

@@ -382,6 +382,39 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
       })))
 
+    it.live("guarded: removes are tombstones no read returns; cleanTombstones deletes those below its bound and the checkpoint", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        const closed = range(1, 3).map(() => unique("acc-"))
+        for (const id of closed) {
+          yield* env.store.append(id, [
+            { type: "Deposited", payload: { kind: "Deposited", amount: 5 } },
+            { type: "Closed", payload: { kind: "Closed", amount: 0 } }
+          ], { expectedVersion: "noStream" })
+        }
+        yield* appendEvents(env.store, 2, 3)
+        yield* env.runOn(env.storage, accounts(name), { until: "caughtUp" })
+        const events = yield* env.allEvents
+        assert.deepStrictEqual(yield* env.rows(name), expected(events))
+        const readModels = yield* ReadModel.make(env.storage)
+        const balances = yield* readModels.create(`${name}-balances`, Balance)
+        assert.isTrue(Option.isNone(yield* balances.find(closed[0]!)), "a tombstone is not found")
+        const tombstones = yield* env.storage.conditional!.queryTombstones(`${name}-balances`, undefined)
+        assert.strictEqual(tombstones.rows.length, 3)
+        // Positions 2, 4, 6 hold the Closed events: below 5, two of them go.
+        const first = yield* Projection.cleanTombstones(accounts(name), { before: 5 }).pipe(
+          Effect.provideService(ReadModel.ReadModelStore, readModels)
+        )
+        assert.strictEqual(first.removed, 2)
+        const rest = yield* Projection.cleanTombstones(accounts(name), { before: Number.MAX_SAFE_INTEGER }).pipe(
+          Effect.provideService(ReadModel.ReadModelStore, readModels)
+        )
+        assert.strictEqual(rest.removed, 1)
+        assert.strictEqual((yield* env.storage.conditional!.queryTombstones(`${name}-balances`, undefined)).rows.length, 0)
+        assert.deepStrictEqual(yield* env.rows(name), expected(events))
+      })))
+
     it.live("guarded: interrupted at random times and restarted, the rows equal a plain fold", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup

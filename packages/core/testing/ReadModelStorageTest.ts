@@ -168,6 +168,9 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
       request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
     compareAndSet: (name, id, expected, data) =>
       request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data)),
+    queryTombstones: (name, exclusiveStartId) => request("Query", name, [], () => conditional.queryTombstones(name, exclusiveStartId)),
+    deleteTombstone: (name, id, position) =>
+      request("DeleteItem", name, [id], () => counted(conditional.deleteTombstone(name, id, position), (deleted) => (deleted ? 1 : 0))),
     transact: conditional.transact === undefined ? undefined : (writes, check) =>
       request(
         "TransactWriteItems",

@@ -216,6 +216,36 @@ export const makeStorage = (tableName: string) =>
               unprocessed: (r.UnprocessedKeys?.[table]?.Keys ?? []).map((k) => k.Id?.S ?? "")
             }))
           ),
+      queryTombstones: (name, exclusiveStartId) =>
+        queryPageOnce(client, table, {
+          KeyConditionExpression: "#n = :n",
+          FilterExpression: "#del = :t",
+          ExpressionAttributeNames: { "#n": "Name", "#i": "Id", "#del": "Del", "#p": "Pos" },
+          ExpressionAttributeValues: { ":n": { S: name }, ":t": { BOOL: true } },
+          ProjectionExpression: "#i, #p",
+          ConsistentRead: true
+        }, exclusiveStartId !== undefined ? keyOf(name, exclusiveStartId) : undefined).pipe(
+          Effect.map((page) => ({
+            rows: page.items.map((item) => ({ id: item.Id?.S ?? "", position: Number(item.Pos?.N ?? 0) })),
+            lastEvaluatedId: page.lastEvaluatedKey?.Id?.S
+          }))
+        ),
+      deleteTombstone: (name, id, position) =>
+        client.call("DeleteItem", table, (c) =>
+          c.send(
+            new DeleteItemCommand({
+              TableName: table,
+              Key: keyOf(name, id),
+              ConditionExpression: "#del = :t AND #p = :p",
+              ExpressionAttributeNames: { "#del": "Del", "#p": "Pos" },
+              ExpressionAttributeValues: { ":t": { BOOL: true }, ":p": { N: String(position) } },
+              ReturnConsumedCapacity: "TOTAL"
+            })
+          )).pipe(
+            Effect.as(true),
+            Effect.catchTag("ConditionFailed", () => Effect.succeed(false)),
+            Effect.catchTag("TransactionCanceled", (e) => Effect.die(e))
+          ),
       writeGuarded: (name, write) =>
         conditionalPut(
           "writeGuarded",

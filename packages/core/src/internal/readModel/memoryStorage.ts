@@ -126,6 +126,21 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
           partition(name).set(id, { data })
           return true
         }),
+      queryTombstones: (name, exclusiveStartId) =>
+        request(() => ({
+          rows: [...(partitions.get(name)?.entries() ?? [])]
+            .filter(([id, cell]) => cell.tombstone === true && (exclusiveStartId === undefined || compareIds(id, exclusiveStartId) > 0))
+            .sort(([a], [b]) => compareIds(a, b))
+            .map(([id, cell]) => ({ id, position: cell.position ?? 0 })),
+          lastEvaluatedId: undefined
+        })),
+      deleteTombstone: (name, id, position) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          if (cell?.tombstone !== true || cell.position !== position) return false
+          partitions.get(name)!.delete(id)
+          return true
+        }),
       transact: (writes, check) =>
         request(() => {
           const cell = partitions.get(check.name)?.get(check.id)
