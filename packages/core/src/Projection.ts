@@ -408,7 +408,8 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
     })
 
     /** Writes the unit of work and moves the checkpoint to `position` (renewing first when the lease runs short). */
-    const checkpoint = (position: number) =>
+    /** `keep`: a transactional batch cut in the middle keeps the rows it read. */
+    const checkpoint = (position: number, keep = false) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         // A runner whose lease may have been taken checks before it writes anything.
@@ -426,7 +427,7 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
               uow.discard()
               return yield* fenced
             }
-            uow.settle()
+            uow.settle(keep)
           } else if (position > lease.position()) yield* commit(position)
         } else {
           yield* Effect.onError(uow.flush, () => Effect.sync(uow.discard))
@@ -477,7 +478,7 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
             // Transactional: this event does not fit in the batch's transaction. Commit what
             // came before it, then apply it again alone.
             uow.rollback()
-            yield* checkpoint(after)
+            yield* checkpoint(after, true)
             uow.begin(event.position)
             outcome = yield* Effect.exit(projection.handle({ ...event, payload: payload.value }, repositories))
             if (outcome._tag === "Success" && overLimits()) {

@@ -340,9 +340,16 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         yield* appendEvents(env.store, 150, 2)
         const instrumented = instrument(env.storage)
         const name = unique("p")
-        yield* env.runOn(instrumented.storage, accounts(name), { mode: "transactional", until: "caughtUp", batchSize: 500, batchWindow: "1 second" })
+        yield* env.runOn(instrumented.storage, accounts(name, undefined, true), {
+          mode: "transactional",
+          until: "caughtUp",
+          batchSize: 500,
+          batchWindow: "1 second"
+        })
         assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
-        const transactions = (yield* instrumented.requests).filter((r) => r.operation === "TransactWriteItems")
+        const requests = yield* instrumented.requests
+        assert.strictEqual(requests.filter((r) => r.operation === "GetItem").length, 0, "the cut batch keeps its prefetched rows")
+        const transactions = requests.filter((r) => r.operation === "TransactWriteItems")
         assert.isAtLeast(transactions.length, 2)
         for (const t of transactions) assert.isAtMost(t.ids.length, 100)
         // One event that changes 120 rows cannot be one transaction.

@@ -268,10 +268,16 @@ export const makeUnitOfWork = (options: {
     return { writes, bytes }
   }
 
-  /** Forgets everything after a transaction landed. */
-  const settle = () => {
+  /**
+   * After a transaction landed: forgets everything, or with `keep` (a batch cut in the
+   * middle), keeps every row as now stored, so that the rest of the batch reads nothing again.
+   */
+  const settle = (keep: boolean) => {
     stats.rowsWritten += stagedWrites().length
-    for (const table of rows.values()) table.clear()
+    for (const table of rows.values()) {
+      if (!keep) table.clear()
+      else for (const [id, entry] of table) if (entry.staged !== undefined) table.set(id, { model: entry.model, position: entry.position })
+    }
     undo = []
   }
 
