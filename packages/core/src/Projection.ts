@@ -690,3 +690,55 @@ export const cleanTombstones = <E, RM extends Record<string, ReadModelSpec<any>>
     }
     return { removed }
   }).pipe(Effect.withSpan("Projection.cleanTombstones", { attributes: { projection: projection.name } }))
+
+// -----------------------------------------------------------------------------
+// status
+// -----------------------------------------------------------------------------
+
+/**
+ * A projection's checkpoint as stored, and how far behind the log it is.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Status {
+  readonly projection: string
+  /** The checkpoint (0 when the projection never ran). */
+  readonly position: number
+  readonly head: number
+  readonly lag: number
+  /** The runner holding the lease, if it has not expired (or been released). */
+  readonly owner: Option.Option<string>
+  readonly leaseExpiresAt: Option.Option<Date>
+}
+
+/**
+ * The status of a projection by name: one strongly consistent read of its checkpoint and one
+ * of the log's head. What `dynamo-es projection status` shows.
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const status = (
+  name: string
+): Effect.Effect<Status, StorageError | Checkpoint.CorruptedCheckpointError, EventLog | ReadModelStore> =>
+  Effect.gen(function*() {
+    const store = yield* ReadModelStore
+    const conditional = store.storage?.conditional
+    if (conditional === undefined) {
+      return yield* Effect.die(new Error(`Projection.status: the read-model store "${store.table}" has no conditional primitives`))
+    }
+    const checkpoint = yield* Checkpoint.read(conditional, name)
+    const head = yield* (yield* EventLog).head
+    const now = yield* Clock.currentTimeMillis
+    const position = checkpoint?.data.position ?? 0
+    const held = checkpoint !== undefined && checkpoint.data.expiresAt > now
+    return {
+      projection: name,
+      position,
+      head,
+      lag: Math.max(0, head - position),
+      owner: held ? Option.some(checkpoint.data.owner) : Option.none(),
+      leaseExpiresAt: held ? Option.some(new Date(checkpoint.data.expiresAt)) : Option.none()
+    }
+  })

@@ -237,7 +237,18 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
           const checkpoint = JSON.parse(row!.data!)
           assert.strictEqual(checkpoint.position, 40, "a renewal never moves the checkpoint")
           assert.isAbove(checkpoint.expiresAt, Date.now(), "the lease is renewed")
+          const status = (readModels: ReadModel.ReadModelStoreShape) =>
+            Projection.status(name).pipe(
+              Effect.provideService(EventLog.EventLog, env.log),
+              Effect.provideService(ReadModel.ReadModelStore, readModels)
+            )
+          const readModels = yield* ReadModel.make(env.storage)
+          const held = yield* status(readModels)
+          assert.deepStrictEqual([held.position, held.head, held.lag, Option.isSome(held.owner)], [40, 40, 0, true])
           yield* Fiber.interrupt(runner)
+          const released = yield* status(readModels)
+          assert.isTrue(Option.isNone(released.owner), "an interrupted runner releases its lease")
+          assert.strictEqual(released.position, 40)
           assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
         })))
 

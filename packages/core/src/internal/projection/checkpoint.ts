@@ -133,7 +133,9 @@ const makeLease = (storage: ConditionalStorage, projection: string, start: Store
       expiresAt: (now: number) => number,
       through?: (expected: string, data: string) => Effect.Effect<boolean, StorageError>
     ) =>
-      lock.withPermits(1)(Effect.gen(function*() {
+      // Uninterruptible: a write that lands must update `held`, or the next compare-and-set
+      // (the release of an interrupted runner) would expect a state that is gone.
+      lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const data: CheckpointData = { ...held.data, position: position ?? held.data.position, expiresAt: expiresAt(now) }
         const raw = JSON.stringify(data)
@@ -147,7 +149,7 @@ const makeLease = (storage: ConditionalStorage, projection: string, start: Store
         if (!landed) return "fenced" as const
         held = { raw, data }
         return "committed" as const
-      }))
+      })))
     return {
       owner: start.data.owner,
       token: start.data.token,
