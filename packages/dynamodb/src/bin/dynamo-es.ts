@@ -4,6 +4,7 @@
  *
  *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
  *   dynamo-es tables create [...same flags]
+ *   dynamo-es projection status [--name NAME] [--read-models NAME] [--events NAME] [--log NAME]
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
@@ -11,15 +12,20 @@
  * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
  * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`,
  * `DYNAMO_ES_LOG_TABLE` (the global log).
+ * `projection status` prints, per projection (one, or every one with a checkpoint in the
+ * read-models table), its checkpoint, the log's head, the lag and the runner holding it.
  * A failure prints one line that says what to do, and exits with status 1.
  */
-import { Cause, Console, Effect, Exit } from "effect"
+import { Projection, ReadModel, EventLog } from "@dynamo-es/core"
+import { Cause, Console, Effect, Exit, Option, Stream } from "effect"
 import * as DynamoClient from "../DynamoClient.js"
+import * as DynamoEventLog from "../DynamoEventLog.js"
 import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
-const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]`
+const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
+       dynamo-es projection status [--name NAME] [--read-models NAME] [--events NAME] [--log NAME]`
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: string) => {
@@ -39,8 +45,44 @@ class UsageError {
   constructor(readonly message: string) {}
 }
 
+/** One line per projection: checkpoint, head, lag, lease holder. */
+const projectionStatus = Effect.gen(function*() {
+  const readModelsTable = flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models")
+  const storage = yield* DynamoReadModelStore.makeStorage(readModelsTable)
+  const store = yield* ReadModel.make(storage)
+  const log = yield* DynamoEventLog.make({
+    eventsTable: flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events"),
+    logTable: flag("log", process.env["DYNAMO_ES_LOG_TABLE"] ?? "log")
+  })
+  const only = flag("name", "")
+  const names = only !== ""
+    ? [only]
+    : yield* Stream.runCollect(
+      Stream.paginate(undefined as string | undefined, (start) =>
+        Effect.map(
+          storage.queryPage(Projection.CHECKPOINTS, { consistentRead: true, limit: undefined, exclusiveStartId: start }),
+          (page) => [page.rows.map((row) => row.id), Option.fromUndefinedOr(page.lastEvaluatedId)] as const
+        ))
+    )
+  if (names.length === 0) return yield* Console.log(`No projection has a checkpoint in ${readModelsTable}.`)
+  for (const name of names) {
+    const s = yield* Projection.status(name).pipe(
+      Effect.provideService(EventLog.EventLog, log),
+      Effect.provideService(ReadModel.ReadModelStore, store)
+    )
+    const holder = Option.match(s.owner, {
+      onNone: () => "no runner",
+      onSome: (owner) => `held by ${owner} until ${Option.getOrThrow(s.leaseExpiresAt).toISOString()}`
+    })
+    yield* Console.log(`${s.projection}: position ${s.position} of ${s.head}, lag ${s.lag}, ${holder}`)
+  }
+})
+
 const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
   const [group, command] = args
+  if (group === "projection" && command === "status") {
+    return yield* projectionStatus.pipe(Effect.provide(DynamoClient.layerConfig()))
+  }
   if (group !== "tables") return yield* Effect.fail(new UsageError(usage))
   if (command === "print") {
     return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(definitions()) }, null, 2))
