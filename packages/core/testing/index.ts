@@ -3,7 +3,8 @@
  *
  * - `DeciderTest.given(aggregate, history).when(command).then(events)`: deciders without storage;
  * - the conformance suites of every service (`EventStoreConformance.eventStoreConformance(name,
- *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`, `EventLogConformance`):
+ *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`, `EventLogConformance`,
+ *   `ProjectionConformance`):
  *   run them against your own implementation, as this repository does against the memory and
  *   DynamoDB ones. They are Vitest suites (`vitest` and `@effect/vitest` are optional peer
  *   dependencies of `@dynamo-es/core`, needed only here);
