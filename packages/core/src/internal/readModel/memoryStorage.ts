@@ -11,16 +11,13 @@ import { compareIds, rowSize } from "./limits.js"
 
 const ONE_MB = 1024 * 1024
 
-/** A memory table: its storage, and raw access for this repository's own tests. */
-export interface MemoryTable {
-  readonly storage: MemoryStorage
-  /** Writes a row bypassing every check (`undefined` data: no `Data` attribute). */
-  readonly putRaw: (name: string, id: string, data: string | undefined) => void
-  /** Drops every row (a recreated table). */
-  readonly reset: () => void
-}
-
-export const makeMemoryTable = (table = "memory"): MemoryTable => {
+/**
+ * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
   const partitions = new Map<string, Map<string, string | undefined>>()
   const partition = (name: string) => {
     let p = partitions.get(name)
@@ -39,7 +36,7 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
   // skip-unchanged bookkeeping must survive just as it must on DynamoDB.
   const request = <X>(apply: () => X): Effect.Effect<X> => Effect.andThen(Effect.yieldNow, Effect.sync(apply))
 
-  const storage: MemoryStorage = {
+  return {
     table,
     get: (name, id) => request(() => rowOf(name, id)),
     getBatch: (name, ids) =>
@@ -85,20 +82,4 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
       }),
     rows: (name) => Effect.sync(() => sortedIds(name).map((id) => rowOf(name, id)!))
   }
-
-  return {
-    storage,
-    putRaw: (name, id, data) => {
-      partition(name).set(id, data)
-    },
-    reset: () => partitions.clear()
-  }
 }
-
-/**
- * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeMemoryStorage = (table = "memory"): MemoryStorage => makeMemoryTable(table).storage
