@@ -7,47 +7,70 @@
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
- * every entry point of the library (`DynamoClient.layerConfig()`): `DYNAMODB_ENDPOINT`,
- * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
- * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`.
- * A failure prints one line that says what to do, and exits with status 1.
+ * every entry point of the library (`DynamoClient.layerConfig()`, which reads
+ * `DynamoClient.envConfig`): `DYNAMODB_ENDPOINT`, `AWS_REGION`,
+ * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names of the stores' own
+ * `envConfig`: `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`,
+ * `DYNAMO_ES_READ_MODELS_TABLE` (a flag wins over its variable). Unknown flags and table
+ * names DynamoDB would refuse are usage errors. A failure prints one line that says what
+ * to do, and exits with status 1.
  */
-import { Cause, Console, Effect, Exit } from "effect"
+import { Cause, Config, Console, Data, Effect, Exit, Predicate } from "effect"
+import { parseArgs } from "node:util"
 import * as DynamoClient from "../DynamoClient.js"
+import * as DynamoEventStore from "../DynamoEventStore.js"
 import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
-const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME]`
+/** Each table: its flag, where its name comes from without the flag, and its definition. */
+const tables = [
+  { flag: "events", name: Config.map(DynamoEventStore.envConfig, (o) => o.tableName), define: Tables.eventsTable },
+  { flag: "snapshots", name: Config.map(DynamoSnapshotStore.envConfig, (o) => o.tableName), define: Tables.snapshotsTable },
+  { flag: "read-models", name: Config.map(DynamoReadModelStore.envConfig, (o) => o.tableName), define: Tables.readModelsTable }
+] as const
 
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const usage = `usage: dynamo-es tables print|create ${tables.map((t) => `[--${t.flag} NAME]`).join(" ")}`
 
-const definitions = () => [
-  Tables.eventsTable(flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")),
-  DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
-  DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models"))
-]
+/** The command line cannot be run as written. */
+class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-class UsageError {
-  readonly _tag = "UsageError"
-  constructor(readonly message: string) {}
-}
+const parse = Effect.try({
+  try: () =>
+    parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      strict: true,
+      options: Object.fromEntries(tables.map((t) => [t.flag, { type: "string" as const }]))
+    }),
+  // Node's message, without its hint about positionals that start with "-".
+  catch: (error) => new UsageError({ message: `${messageOf(error).split(". To specify")[0]}; ${usage}` })
+})
 
-const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
-  const [group, command] = args
-  if (group !== "tables") return yield* Effect.fail(new UsageError(usage))
+const definitions = (flags: Readonly<Record<string, string | boolean | undefined>>) =>
+  Effect.forEach(tables, (table) =>
+    Effect.gen(function*() {
+      const flag = flags[table.flag]
+      const name = typeof flag === "string" ? flag : yield* table.name
+      // The check every store makes, as a usage error here instead of a defect.
+      yield* Tables.checkTableName(`--${table.flag}`, name).pipe(
+        Effect.catchDefect((defect) => Effect.fail(new UsageError({ message: `${messageOf(defect)}; ${usage}` })))
+      )
+      return table.define(name)
+    }))
+
+const program = Effect.gen(function*() {
+  const { positionals, values } = yield* parse
+  const [group, command, ...rest] = positionals
+  if (group !== "tables" || (command !== "print" && command !== "create") || rest.length > 0) {
+    return yield* new UsageError({ message: usage })
+  }
+  const defs = yield* definitions(values)
   if (command === "print") {
-    return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(definitions()) }, null, 2))
+    return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(defs) }, null, 2))
   }
-  if (command === "create") {
-    const created = yield* Tables.ensureTables(definitions()).pipe(Effect.provide(DynamoClient.layerConfig()))
-    return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
-  }
-  return yield* Effect.fail(new UsageError(usage))
+  const created = yield* Tables.ensureTables(defs).pipe(Effect.provide(DynamoClient.layerConfig()))
+  return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
 })
 
 const messageOf = (error: unknown): string =>
@@ -55,9 +78,15 @@ const messageOf = (error: unknown): string =>
     ? error.message
     : String(error)
 
+/** One line: a `ConfigError`'s message is `SchemaError(<what to do>\n  at ["NAME"])`. */
+const oneLine = (error: unknown): string =>
+  Predicate.isTagged(error, "ConfigError")
+    ? messageOf(error).replace(/^SchemaError\(([\s\S]*)\)$/, "$1").replace(/\s*\n\s*at \[(.*)\]$/, " (at $1)").replace(/\s*\n\s*/g, " ")
+    : messageOf(error).replace(/\s*\n\s*/g, " ")
+
 Effect.runPromiseExit(program).then((exit) => {
   if (Exit.isSuccess(exit)) return
   const failure = exit.cause.reasons.find(Cause.isFailReason)
-  console.error(`dynamo-es: ${failure === undefined ? Cause.pretty(exit.cause) : messageOf(failure.error)}`)
+  console.error(`dynamo-es: ${failure === undefined ? Cause.pretty(exit.cause) : oneLine(failure.error)}`)
   process.exitCode = 1
 })
