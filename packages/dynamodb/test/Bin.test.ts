@@ -7,11 +7,11 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { describe, expect, inject, it } from "vitest"
+import { afterAll, describe, expect, inject, it } from "vitest"
 import { DynamoClient, Tables } from "../src/index.js"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
@@ -19,6 +19,7 @@ const tsx = join(root, "node_modules", "tsx", "dist", "cli.mjs")
 const bin = join(root, "packages", "dynamodb", "src", "bin", "dynamo-es.ts")
 /** A home without an AWS profile, so that nothing but the given variables configures the SDK. */
 const home = mkdtempSync(join(tmpdir(), "dynamo-es-bin-home-"))
+afterAll(() => rmSync(home, { recursive: true, force: true }))
 
 interface Run {
   readonly code: number
