@@ -292,6 +292,45 @@ describe("DynamoSequencer", () => {
         assertLogShape(logged)
       }))
 
+    it.effect("cost: what the log adds per small event when the sequencer batches (consumed capacity, measured)", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        // 200 events of about 200 bytes over 10 streams, all in the stream before the
+        // sequencer reads it: one GetRecords page, so the batching does not depend on timing.
+        const payload = { text: "x".repeat(150) }
+        for (const s of range(1, 10)) {
+          yield* w.store.append(`cost-${s}`, range(1, 20).map((n) => ({ type: "Noted", payload: { ...payload, n } })), { expectedVersion: 0 })
+        }
+        const tools = instrumentedClient(yield* DynamoDBLocal.DynamoDBLocal)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast, lease: false }).pipe(
+          Effect.provide(DynamoClient.layer({ client: tools.sdk })),
+          Effect.forkScoped
+        )
+        yield* awaitLog(w.log, 200)
+        // The stream items are written after the entry: wait until all are listed.
+        yield* Stream.runCollect(w.log.listStreams({ category: "cost" })).pipe(
+          Effect.filterOrFail((ids) => ids.length === 10),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        const puts = tools.recorder.capacity.filter((c) => c.command === "PutItem").map((c) => c.write)
+        const updates = tools.recorder.capacity.filter((c) => c.command === "UpdateItem").map((c) => c.write)
+        const entryWcu = puts.reduce((a, b) => a + b, 0)
+        const streamWcu = updates.reduce((a, b) => a + b, 0)
+        yield* Effect.log(`log write cost for 200 events of ~200 B in 10 streams: entries ${entryWcu} WCU (${(entryWcu / 200).toFixed(3)}/event, marker included), stream items ${streamWcu} WCU`)
+        assert.ok(entryWcu / 200 < 0.5, `entries cost ${entryWcu} WCU for 200 events`)
+        assert.strictEqual(streamWcu, 10, "one stream item write per stream per entry")
+        tools.recorder.clear()
+        const replayed = yield* DynamoEventLog.make(w).pipe(
+          Effect.flatMap((log) => Stream.runCollect(log.readAll())),
+          Effect.provide(DynamoClient.layer({ client: tools.sdk }))
+        )
+        const rcu = tools.recorder.capacity.reduce((a, c) => a + c.read, 0)
+        yield* Effect.log(`replay of ${replayed.length} events: ${tools.recorder.commands.length} requests, ${rcu} RCU (${(rcu / 200).toFixed(3)}/event)`)
+        assert.strictEqual(replayed.length, 200)
+        assert.ok(rcu / 200 < 0.1, `replay cost ${rcu} RCU for 200 events`)
+      }))
+
     it.effect("a stored event that does not decode is logged at its position as a typed error a reader can pass", () =>
       Effect.gen(function*() {
         const w = yield* world
