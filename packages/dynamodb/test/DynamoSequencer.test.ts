@@ -242,6 +242,50 @@ describe("DynamoSequencer", () => {
         assert.deepStrictEqual(logged.filter((e) => e.streamId === "lost-1").map((e) => e.version), [1, 2])
       }))
 
+    it.effect("shard lineage: a child shard is read only after its parent is read to its end", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        const before = yield* write(w.store, "split", 3, 3)
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        // The records so far live in a (simulated) closed parent shard; the real shard is its
+        // child and holds only what comes after.
+        const inParent = new Set(records.map((r) => r.dynamodb!.SequenceNumber!))
+        const calls: Array<string> = []
+        w.streams.setFault(async (command, input, proceed) => {
+          if (command === "GetShardIterator" && input.ShardId === "parent-0") {
+            calls.push("iterator parent")
+            return { output: { ShardIterator: "parent-0-iterator", $metadata: {} }, response: {} }
+          }
+          if (command === "GetRecords" && input.ShardIterator === "parent-0-iterator") {
+            calls.push("records parent (closed)")
+            return { output: { Records: records, $metadata: {} }, response: {} }
+          }
+          if (command === "GetShardIterator") calls.push("iterator child")
+          const result = await proceed()
+          if (command === "DescribeStream") {
+            const shards = result.output.StreamDescription.Shards
+            // Children listed first: only the lineage rule makes the parent go first.
+            result.output.StreamDescription.Shards = [
+              ...shards.map((shard: object) => ({ ...shard, ParentShardId: "parent-0" })),
+              { ShardId: "parent-0", SequenceNumberRange: { StartingSequenceNumber: "0", EndingSequenceNumber: "1" } }
+            ]
+          }
+          if (command === "GetRecords") {
+            result.output.Records = (result.output.Records ?? []).filter((r: any) => !inParent.has(r.dynamodb.SequenceNumber))
+          }
+          return result
+        })
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        const after = yield* write(w.store, "split2", 2, 2)
+        const logged = yield* awaitLog(w.log, before + after)
+        assert.strictEqual(logged.length, before + after)
+        assertLogShape(logged)
+        assert.deepStrictEqual(calls.slice(0, 3), ["iterator parent", "records parent (closed)", "iterator child"])
+        assert.deepStrictEqual(logged.slice(0, before).map(key), records.map((r) => `${r.dynamodb!.Keys!.s!.S}@${r.dynamodb!.Keys!.v!.N}`))
+      }))
+
     it.effect("backfill of a table whose history predates the log, then the stream: every event once", () =>
       Effect.gen(function*() {
         const w = yield* world
