@@ -25,7 +25,7 @@ import { type Errors, EventLog, type EventStore } from "@dynamo-es/core"
 import { Duration, Effect, Layer } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { fromItem } from "./DynamoEventStore.js"
-import { checkTableName } from "./Tables.js"
+import { checkTableName, ensuring, logTable, type TableMismatchError } from "./Tables.js"
 
 /** Positions per epoch (partition of entries). */
 export const EPOCH_SIZE = 1_000_000
@@ -319,10 +319,23 @@ export const makeStorage = (options: DynamoEventLogOptions): Effect.Effect<Event
 export const make = (options: DynamoEventLogOptions) => Effect.map(makeStorage(options), EventLog.make)
 
 /**
- * The `EventLog` service on DynamoDB (tables must exist; the sequencer fills the log).
+ * The `EventLog` service on DynamoDB, creating the log table first when it does not exist
+ * (`ensureTables`). The sequencer (`DynamoSequencer.layer`, or its Lambda handler) fills the
+ * log; this layer only reads it.
  *
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: DynamoEventLogOptions): Layer.Layer<EventLog.EventLog, never, DynamoClient> =>
+export const layer = (
+  options: DynamoEventLogOptions
+): Layer.Layer<EventLog.EventLog, Errors.StorageError | TableMismatchError, DynamoClient> =>
+  Layer.effect(EventLog.EventLog, ensuring(logTable(options.logTable), make(options)))
+
+/**
+ * The `EventLog` service on a log table that already exists (no `DescribeTable` at start).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerExisting = (options: DynamoEventLogOptions): Layer.Layer<EventLog.EventLog, never, DynamoClient> =>
   Layer.effect(EventLog.EventLog, make(options))

@@ -53,7 +53,7 @@ export const layerLog = (): Layer.Layer<any, unknown, DynamoClient.DynamoClient 
     // DynamoDB client's settings.
     return Layer.mergeAll(
       DynamoEventStore.layerExisting({ tableName: eventsTable }),
-      DynamoEventLog.layer({ eventsTable, logTable, pollInterval: "20 millis" }),
+      DynamoEventLog.layerExisting({ eventsTable, logTable, pollInterval: "20 millis" }),
       DynamoSequencer.layer({ eventsTable, logTable, ...fast })
     )
   }))
