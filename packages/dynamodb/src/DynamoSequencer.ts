@@ -46,9 +46,7 @@ import {
   type EntryEvent,
   entryEvent,
   entryItem,
-  entryKey,
   epochMarkerKey,
-  epochOf,
   leaseKey,
   makeLogTable,
   MAX_ENTRY_EVENTS,
@@ -92,12 +90,14 @@ export interface SequencerOptions {
   readonly eventsTable: string
   /** The category rule of the log (default `EventLog.defaultCategory`); readers use the same. */
   readonly categoryOf?: ((streamId: string) => string) | undefined
-  /** At most this many events per entry (default and maximum 1,000). */
+  /** At most this many events per entry (default and maximum 1,000, and at most `epochSize`). */
   readonly maxEntryEvents?: number | undefined
   /** At most this many bytes of events (JSON) per entry (default 350,000; an item is at most 400 KB). */
   readonly maxEntryBytes?: number | undefined
   /** Streams whose last indexed version is cached (default 100,000); a miss costs one GetItem. */
   readonly cacheSize?: number | undefined
+  /** Positions per epoch: the log table's layout (`DynamoEventLogOptions.epochSize`; default 1,000,000). */
+  readonly epochSize?: number | undefined
 }
 
 /**
@@ -128,7 +128,7 @@ export const makeCore = (options: SequencerOptions) =>
     const t = yield* makeLogTable(options)
     const client = t.client
     const categoryOf = options.categoryOf ?? EventLog.defaultCategory
-    const maxEvents = Math.min(MAX_ENTRY_EVENTS, Math.max(1, options.maxEntryEvents ?? MAX_ENTRY_EVENTS))
+    const maxEvents = Math.min(MAX_ENTRY_EVENTS, t.epochSize, Math.max(1, options.maxEntryEvents ?? MAX_ENTRY_EVENTS))
     const maxBytes = options.maxEntryBytes ?? 350_000
     const cacheSize = options.cacheSize ?? 100_000
 
@@ -303,8 +303,8 @@ export const makeCore = (options: SequencerOptions) =>
     /** Writes one entry at `next`; `false` when that key is taken (someone else wrote it). */
     const writeEntry = (entry: Entry) =>
       Effect.gen(function*() {
-        const epoch = epochOf(entry.first)
-        if (entry.first === 1 || epochOf(entry.first - 1) !== epoch) {
+        const epoch = t.epochOf(entry.first)
+        if (entry.first === 1 || t.epochOf(entry.first - 1) !== epoch) {
           yield* unconditional(client.call("PutItem", t.table, (c) =>
             c.send(new PutItemCommand({ TableName: t.table, Item: epochMarkerKey(epoch), ReturnConsumedCapacity: "TOTAL" }))))
         }
@@ -312,7 +312,7 @@ export const makeCore = (options: SequencerOptions) =>
           c.send(
             new PutItemCommand({
               TableName: t.table,
-              Item: entryItem(entry, Date.now()),
+              Item: entryItem(t.entryKey(entry.first), entry, Date.now()),
               ConditionExpression: "attribute_not_exists(k)",
               ReturnConsumedCapacity: "TOTAL"
             })
