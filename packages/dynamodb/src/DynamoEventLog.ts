@@ -161,7 +161,13 @@ export interface DynamoEventLogOptions {
   readonly epochSize?: number | undefined
 }
 
-interface PageCursor {
+/**
+ * Where the next page of entries starts: an epoch, and the key after which to read in it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PageCursor {
   readonly epoch: number
   readonly start: Record<string, AttributeValue> | undefined
 }

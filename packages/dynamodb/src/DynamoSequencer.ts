@@ -30,12 +30,13 @@ import {
   ScanCommand,
   UpdateItemCommand
 } from "@aws-sdk/client-dynamodb"
-import {
-  DescribeStreamCommand,
-  DynamoDBStreamsClient,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type Shard
+// Type-only: the DynamoDB Streams SDK is an optional peer dependency, loaded when a runner
+// starts (the Lambda handler and the core do not need it).
+import type {
+  DescribeStreamCommandOutput,
+  GetRecordsCommandOutput,
+  GetShardIteratorCommandOutput,
+  Shard
 } from "@aws-sdk/client-dynamodb-streams"
 import { Errors, EventLog, EventStore } from "@dynamo-es/core"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Result, Schedule, Schema, Semaphore } from "effect"
@@ -133,6 +134,8 @@ export const makeCore = (options: SequencerOptions) =>
     const cacheSize = options.cacheSize ?? 100_000
 
     let next = 1
+    /** The first position of the last entry (0 before the first entry). */
+    let previousFirst = 0
     let checkpoint: Checkpoint = {}
     let token = 0
     const versions = new Map<string, number>()
@@ -191,6 +194,7 @@ export const makeCore = (options: SequencerOptions) =>
       Effect.gen(function*() {
         yield* raiseStreams(entry)
         next = entry.first + entry.events.length
+        previousFirst = entry.first
         checkpoint = entry.checkpoint
       })
 
@@ -304,7 +308,9 @@ export const makeCore = (options: SequencerOptions) =>
     const writeEntry = (entry: Entry) =>
       Effect.gen(function*() {
         const epoch = t.epochOf(entry.first)
-        if (entry.first === 1 || t.epochOf(entry.first - 1) !== epoch) {
+        // The first entry of its epoch's partition (the one before may have started in the
+        // previous epoch and ended in this one): the marker goes first.
+        if (previousFirst === 0 || t.epochOf(previousFirst) !== epoch) {
           yield* unconditional(client.call("PutItem", t.table, (c) =>
             c.send(new PutItemCommand({ TableName: t.table, Item: epochMarkerKey(epoch), ReturnConsumedCapacity: "TOTAL" }))))
         }
@@ -465,6 +471,51 @@ const releaseLease = (core: Core, owner: string, token: number) =>
 // -----------------------------------------------------------------------------
 
 /**
+ * A DynamoDB Streams client as the runner uses it: the SDK's `DynamoDBStreamsClient` (from the
+ * optional peer dependency `@aws-sdk/client-dynamodb-streams`), or a wrapper around one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StreamsClient {
+  // Loosely typed so that the type does not need the optional SDK package.
+  readonly send: (command: any, options?: any) => Promise<any>
+  readonly destroy: () => void
+}
+
+const loadStreamsSdk = Effect.tryPromise({
+  try: () => import("@aws-sdk/client-dynamodb-streams"),
+  catch: (cause) =>
+    new Error(
+      `DynamoSequencer: the in-process runner reads the DynamoDB Stream with @aws-sdk/client-dynamodb-streams; install it (npm install @aws-sdk/client-dynamodb-streams). ${String(cause)}`
+    )
+}).pipe(Effect.orDie)
+
+/**
+ * A DynamoDB Streams client with the DynamoDB client's region, credentials and (custom)
+ * endpoint, sending each request once (`DynamoClient`'s schedule retries). Needs the optional
+ * peer dependency `@aws-sdk/client-dynamodb-streams`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const streamsClientFor = (client: DynamoClient["Service"]): Effect.Effect<StreamsClient> =>
+  Effect.map(loadStreamsSdk, (sdk) => {
+    const config = client.sdk.config as unknown as {
+      readonly region: unknown
+      readonly credentials: unknown
+      readonly endpoint?: unknown
+      readonly isCustomEndpoint?: boolean
+    }
+    return new sdk.DynamoDBStreamsClient({
+      region: config.region as string,
+      credentials: config.credentials as never,
+      ...(config.isCustomEndpoint && config.endpoint !== undefined ? { endpoint: config.endpoint as string } : {}),
+      maxAttempts: 1
+    })
+  })
+
+/**
  * @since 0.2.0
  * @category models
  */
@@ -473,7 +524,7 @@ export interface RunOptions extends SequencerOptions {
    * The DynamoDB Streams client (created with `maxAttempts: 1`: `DynamoClient`'s schedule
    * retries). Default: one with the DynamoDB client's region, credentials and endpoint.
    */
-  readonly streams?: DynamoDBStreamsClient | undefined
+  readonly streams?: StreamsClient | undefined
   /** This instance's name in the lease (default: a random one). */
   readonly owner?: string | undefined
   /** Lease duration (default 30 s), renewed every third of it. */
@@ -581,8 +632,9 @@ const loop = (
     if (streamArn === undefined) {
       return yield* Effect.die(new Error(`DynamoSequencer: the table ${options.eventsTable} has no DynamoDB Stream (StreamSpecification NEW_IMAGE)`))
     }
+    const { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } = yield* loadStreamsSdk
     const streams = options.streams ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => streamsClientFor(client)),
+      streamsClientFor(client),
       (c) => Effect.sync(() => c.destroy())
     ))
     const send = <A>(operation: string, f: (signal: AbortSignal) => Promise<A>) =>
@@ -595,7 +647,7 @@ const loop = (
       let start: string | undefined
       do {
         const r = yield* send("DescribeStream", (abortSignal) =>
-          streams.send(new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }), { abortSignal }))
+          streams.send(new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }), { abortSignal }) as Promise<DescribeStreamCommandOutput>)
         shards.push(...(r.StreamDescription?.Shards ?? []))
         start = r.StreamDescription?.LastEvaluatedShardId
       } while (start !== undefined)
@@ -612,7 +664,7 @@ const loop = (
             ...(at === undefined ? { ShardIteratorType: "TRIM_HORIZON" } : { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: at })
           }),
           { abortSignal }
-        )).pipe(Effect.map((r) => r.ShardIterator))
+        ) as Promise<GetShardIteratorCommandOutput>).pipe(Effect.map((r) => r.ShardIterator))
     }
 
     /** Reads one page of a shard and indexes it; `true` when records came. */
@@ -627,7 +679,7 @@ const loop = (
           }
         }
         const page = yield* send("GetRecords", (abortSignal) =>
-          streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }))
+          streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }) as Promise<GetRecordsCommandOutput>)
         const records = (page.Records ?? []).map((record) => ({ shardId, record: record as StreamRecord }))
         const closed = page.NextShardIterator === undefined
         yield* lock.withPermits(1)(core.index(records, [], closed ? [shardId] : []))
@@ -643,7 +695,7 @@ const loop = (
           Effect.gen(function*() {
             yield* repairScan(core, { segments: options.scanSegments, lock })
             const horizon = yield* send("GetShardIterator", (abortSignal) =>
-              streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" }), { abortSignal }))
+              streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" }), { abortSignal }) as Promise<GetShardIteratorCommandOutput>)
             iterators.set(shardId, horizon.ShardIterator)
             return true
           }))
@@ -666,28 +718,6 @@ const loop = (
   })
 
 /**
- * A DynamoDB Streams client with the DynamoDB client's region, credentials and (custom)
- * endpoint, sending each request once (`DynamoClient`'s schedule retries).
- *
- * @since 0.2.0
- * @category constructors
- */
-export const streamsClientFor = (client: DynamoClient["Service"]): DynamoDBStreamsClient => {
-  const config = client.sdk.config as unknown as {
-    readonly region: unknown
-    readonly credentials: unknown
-    readonly endpoint?: unknown
-    readonly isCustomEndpoint?: boolean
-  }
-  return new DynamoDBStreamsClient({
-    region: config.region as string,
-    credentials: config.credentials as never,
-    ...(config.isCustomEndpoint && config.endpoint !== undefined ? { endpoint: config.endpoint as string } : {}),
-    maxAttempts: 1
-  })
-}
-
-/**
  * The sequencer as a scoped service: runs in the background for as long as the layer lives,
  * and restarts after a failure (a restart is always safe: the log's state is in the log), with
  * backoff, logging the failure.
@@ -701,7 +731,7 @@ export const streamsClientFor = (client: DynamoClient["Service"]): DynamoDBStrea
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: Omit<RunOptions, "streams"> & { readonly streams?: DynamoDBStreamsClient | undefined }): Layer.Layer<never, never, DynamoClient> =>
+export const layer = (options: RunOptions): Layer.Layer<never, never, DynamoClient> =>
   Layer.effectDiscard(
     run(options).pipe(
       Effect.scoped,

@@ -147,6 +147,29 @@ describe("DynamoSequencer", () => {
         assert.deepStrictEqual(logged.map(key).sort(), yield* storedKeys(w.store, [...streamIds("kill", 6), "kill-tick"]))
       }))
 
+    it.effect("the head is found when an entry straddles an epoch boundary (epoch markers)", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "epoch", 3, 3)
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        // Entries of 3 from position 1 (1, 4, 7, ...) in epochs of 7: the entry at 13 ends in
+        // epoch 2, so the first entry of epoch 2's partition starts at 16, not at 14.
+        const layout = { epochSize: 7, maxEntryEvents: 3 }
+        const core = yield* DynamoSequencer.makeCore({ ...w, ...layout })
+        yield* core.load
+        assert.strictEqual(yield* core.index(records.map((record) => ({ shardId: "s", record }))), 27)
+        const log = yield* DynamoEventLog.make({ ...w, ...layout })
+        assert.strictEqual(yield* log.head, 27)
+        const fromEnd = yield* log.subscribeAll({ from: "end" }).pipe(Stream.take(1), Stream.runCollect)
+        assert.deepStrictEqual(fromEnd, [{ _tag: "CaughtUp", position: 27 }])
+        // A restarted sequencer finds the head too.
+        const again = yield* DynamoSequencer.makeCore({ ...w, ...layout })
+        yield* again.load
+        assert.strictEqual(again.next, 28)
+      }))
+
     it.effect("a sequencer that lost the race for an entry cannot write a wrong one: it folds the winner's entries and plans again", () =>
       Effect.gen(function*() {
         const w = yield* world
