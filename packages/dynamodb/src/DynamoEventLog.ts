@@ -12,7 +12,8 @@
  * - epoch marker: `p = "epochs"`, `k` = the epoch, 16 digits; written before the first entry
  *   of the epoch, so that the head is found with two small reads;
  * - stream: `p = "s#<category>"`, `k` = stream id; `v` last indexed version, `n` its position;
- * - lease: `p = "lease"`, `k = "lease"`; `o` owner, `f` fencing token, `x` expiry ms.
+ * - lease: `p = "lease"`, `k = "lease"`; `o` owner, `f` fencing token, `x` expiry ms;
+ * - saved checkpoint: `p = k = "checkpoint"`; `q` as in entries, saved after quiet batches.
  *
  * Reading costs: one `Query` page (1 MB, eventually consistent: 0.5 RCU per 4 KB) per page of
  * entries; resuming inside an entry costs one more `Query` to find it; a pointer (an event
@@ -37,6 +38,7 @@ export const pad = (n: number): string => String(n).padStart(16, "0")
 export const epochMarkerKey = (epoch: number) => ({ p: { S: "epochs" }, k: { S: pad(epoch) } })
 export const streamKey = (category: string, streamId: string) => ({ p: { S: `s#${category}` }, k: { S: streamId } })
 export const leaseKey = { p: { S: "lease" }, k: { S: "lease" } }
+export const checkpointKey = { p: { S: "checkpoint" }, k: { S: "checkpoint" } }
 
 /**
  * An event as an entry holds it: the event item's own fields (`s v i y d m t x`), or a

@@ -48,6 +48,7 @@ import {
   entryEvent,
   entryItem,
   epochMarkerKey,
+  checkpointKey,
   leaseKey,
   makeLogTable,
   MAX_ENTRY_EVENTS,
@@ -99,6 +100,13 @@ export interface SequencerOptions {
   readonly cacheSize?: number | undefined
   /** Positions per epoch: the log table's layout (`DynamoEventLogOptions.epochSize`; default 1,000,000). */
   readonly epochSize?: number | undefined
+  /**
+   * How often, at most, a checkpoint is saved while batches bring nothing to index (only
+   * removals by TTL, or duplicates); default 1 minute. Without it, a sequencer restarted after
+   * a long quiet spell would read those records again, or even find them trimmed and scan the
+   * table.
+   */
+  readonly checkpointInterval?: Duration.Input | undefined
 }
 
 /**
@@ -209,10 +217,41 @@ export const makeCore = (options: SequencerOptions) =>
     })
 
     /** Loads the head of the log: where to write next, and from where to read the stream. */
+    /**
+     * The checkpoint saved by a quiet batch: its claim ("every record up to here is indexed or
+     * not an event") was true when written, so it is merged with the head entry's by taking the
+     * further position of each shard.
+     */
+    const savedCheckpoint = unconditional(client.call("GetItem", t.table, (c, abortSignal) =>
+      c.send(new GetItemCommand({ TableName: t.table, Key: checkpointKey, ConsistentRead: true, ReturnConsumedCapacity: "TOTAL" }), {
+        abortSignal
+      }))).pipe(Effect.map((r) => (r.Item?.q?.S === undefined ? {} : JSON.parse(r.Item.q.S) as Checkpoint)))
+
+    const checkpointEvery = Duration.toMillis(Duration.fromInputUnsafe(options.checkpointInterval ?? "1 minute"))
+    let savedAt = 0
+    const saveCheckpoint = (value: Checkpoint) =>
+      Effect.suspend(() => {
+        if (Date.now() - savedAt < checkpointEvery) return Effect.void
+        savedAt = Date.now()
+        return unconditional(client.call("PutItem", t.table, (c) =>
+          c.send(new PutItemCommand({
+            TableName: t.table,
+            Item: { ...checkpointKey, q: { S: JSON.stringify(value) }, w: { N: String(Date.now()) } },
+            ReturnConsumedCapacity: "TOTAL"
+          })))).pipe(Effect.asVoid)
+      })
+
     const load = Effect.gen(function*() {
       const head = yield* t.lastEntry(true)
       if (head !== undefined) yield* fold(head)
       yield* catchUp
+      const saved = yield* savedCheckpoint
+      const merged: Record<string, string> = { ...checkpoint }
+      for (const [shard, at] of Object.entries(saved)) {
+        const mine = merged[shard]
+        if (mine === undefined || (mine !== "done" && (at === "done" || BigInt(at) > BigInt(mine)))) merged[shard] = at
+      }
+      checkpoint = merged
     })
 
     /** The events of a stream's versions from..to, from the events table (consistent). */
@@ -344,10 +383,12 @@ export const makeCore = (options: SequencerOptions) =>
           const planned = yield* plan(records, stored)
           for (const shard of doneShards) planned.checkpoint[shard] = "done"
           const parts = chunks(planned.events)
-          // Nothing to index: the checkpoint moves with the next entry (records before it are
-          // dropped again by version after a restart).
+          // Nothing to index: the checkpoint moves with the next entry, or is saved by itself
+          // after a quiet `checkpointInterval` (records before it would only be dropped again).
           if (parts.length === 0) {
+            const moved = JSON.stringify(planned.checkpoint) !== JSON.stringify(checkpoint)
             checkpoint = planned.checkpoint
+            if (moved) yield* saveCheckpoint(checkpoint)
             return 0
           }
           let written = 0
@@ -366,6 +407,7 @@ export const makeCore = (options: SequencerOptions) =>
               break
             }
             yield* fold(entry)
+            savedAt = Date.now()
             written += entry.events.length
           }
           if (!lost) return written

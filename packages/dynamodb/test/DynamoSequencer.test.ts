@@ -3,7 +3,7 @@
  * restarts at random points (also between an entry and its stream items), two sequencers
  * at once, expired iterators, trimmed data and backfill.
  */
-import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, layer } from "@effect/vitest"
 import { type EventLog, EventStore } from "@dynamo-es/core"
 import { assertLogShape } from "@dynamo-es/core/testing/EventLogConformance"
@@ -326,6 +326,48 @@ describe("DynamoSequencer", () => {
           logged.map(key).sort(),
           [...(yield* storedKeys(w.store, streamIds("old", 5))), ...(yield* storedKeys(w.store, streamIds("new", 3)))].sort()
         )
+      }))
+
+    it.effect("after a quiet spell (only removals), a restarted sequencer resumes after them: the checkpoint is saved without an entry", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "quiet", 2, 2)
+        const options = { ...w, streams: w.streams.client, ...fast, checkpointInterval: 0 }
+        const first = yield* DynamoSequencer.run(options).pipe(Effect.scoped, Effect.forkChild)
+        yield* awaitLog(w.log, 12)
+        // Removals (what TTL does): records, but nothing to index.
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        for (const v of [1, 2]) {
+          yield* Effect.promise(() => raw.send(new DeleteItemCommand({ TableName: w.eventsTable, Key: { s: { S: "quiet1-own" }, v: { N: String(v) } } })))
+        }
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const lastSequence = records[records.length - 1]!.dynamodb!.SequenceNumber!
+        assert.strictEqual(records[records.length - 1]!.eventName, "REMOVE")
+        // The running sequencer reads the removals and saves its checkpoint.
+        const table = yield* DynamoEventLog.makeLogTable(w)
+        yield* table.query({
+          KeyConditionExpression: "p = :p",
+          ExpressionAttributeValues: { ":p": { S: "checkpoint" } },
+          ConsistentRead: true
+        }).pipe(
+          Effect.filterOrFail((r) => (r.Items?.[0]?.q?.S ?? "").includes(lastSequence)),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        yield* Fiber.interrupt(first)
+        const iterators: Array<unknown> = []
+        w.streams.setFault((command, input, proceed) => {
+          if (command === "GetShardIterator") iterators.push(input.SequenceNumber)
+          return proceed()
+        })
+        const second = yield* DynamoSequencer.run(options).pipe(Effect.scoped, Effect.forkChild)
+        yield* Effect.sync(() => iterators.length).pipe(
+          Effect.filterOrFail((n) => n > 0),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        yield* Fiber.interrupt(second)
+        assert.strictEqual(iterators[0], lastSequence, "resumes after the last removal")
+        assert.strictEqual(yield* w.log.head, 12)
       }))
 
     it.effect("the Lambda entry point: same core, redeliveries dropped, batchItemFailures from the first record of a failed batch", () =>
