@@ -429,6 +429,16 @@ export const makeCore = (options: SequencerOptions) =>
       setToken: (value: number) => {
         token = value
       },
+      /**
+       * Drops shards that the stream no longer lists (trimmed 24 hours after they closed) from
+       * the checkpoint, which would otherwise grow by a shard every few hours for ever. It is
+       * saved with the next entry or quiet checkpoint.
+       */
+      forget: (shardIds: ReadonlyArray<string>) => {
+        const kept: Record<string, string> = { ...checkpoint }
+        for (const id of shardIds) delete kept[id]
+        checkpoint = kept
+      },
       table: t
     }
   })
@@ -746,6 +756,12 @@ const loop = (
     while (true) {
       const shards = yield* listShards
       const ids = new Set(shards.map((s) => s.ShardId!))
+      const gone = Object.keys(core.checkpoint).filter((id) => !ids.has(id))
+      if (gone.length > 0) {
+        // A shard trimmed before it was read to its end lost records: repair from the table.
+        if (gone.some((id) => core.checkpoint[id] !== "done")) yield* repairScan(core, { segments: options.scanSegments, lock })
+        core.forget(gone)
+      }
       // Parents before children: a shard is read once its parent is done or gone (trimmed).
       const readable = shards.filter((s) =>
         core.checkpoint[s.ShardId!] !== "done" &&

@@ -276,6 +276,8 @@ describe("DynamoSequencer", () => {
         // child and holds only what comes after.
         const inParent = new Set(records.map((r) => r.dynamodb!.SequenceNumber!))
         const calls: Array<string> = []
+        let parentTrimmed = false
+        let describes = 0
         w.streams.setFault(async (command, input, proceed) => {
           if (command === "GetShardIterator" && input.ShardId === "parent-0") {
             calls.push("iterator parent")
@@ -288,11 +290,12 @@ describe("DynamoSequencer", () => {
           if (command === "GetShardIterator") calls.push("iterator child")
           const result = await proceed()
           if (command === "DescribeStream") {
+            describes++
             const shards = result.output.StreamDescription.Shards
             // Children listed first: only the lineage rule makes the parent go first.
             result.output.StreamDescription.Shards = [
               ...shards.map((shard: object) => ({ ...shard, ParentShardId: "parent-0" })),
-              { ShardId: "parent-0", SequenceNumberRange: { StartingSequenceNumber: "0", EndingSequenceNumber: "1" } }
+              ...(parentTrimmed ? [] : [{ ShardId: "parent-0", SequenceNumberRange: { StartingSequenceNumber: "0", EndingSequenceNumber: "1" } }])
             ]
           }
           if (command === "GetRecords") {
@@ -307,6 +310,55 @@ describe("DynamoSequencer", () => {
         assertLogShape(logged)
         assert.deepStrictEqual(calls.slice(0, 3), ["iterator parent", "records parent (closed)", "iterator child"])
         assert.deepStrictEqual(logged.slice(0, before).map(key), records.map((r) => `${r.dynamodb!.Keys!.s!.S}@${r.dynamodb!.Keys!.v!.N}`))
+        const table = yield* DynamoEventLog.makeLogTable(w)
+        assert.strictEqual((yield* table.lastEntry(true))!.checkpoint["parent-0"], "done")
+        // 24 hours later the parent is trimmed from the stream: the checkpoint forgets it.
+        parentTrimmed = true
+        const seen = describes
+        yield* Effect.sync(() => describes).pipe(
+          Effect.filterOrFail((n) => n > seen + 1),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        const later = yield* write(w.store, "split3", 1, 2)
+        yield* awaitLog(w.log, before + after + later)
+        assert.ok(!("parent-0" in (yield* table.lastEntry(true))!.checkpoint), "a trimmed shard leaves the checkpoint")
+      }))
+
+    it.effect("a shard that vanishes before it was read to its end (trimmed): its lost records are repaired from the table", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* w.store.append("ghost-1", [1, 2, 3].map((n) => ({ type: "Ghost", payload: { n } })), { expectedVersion: 0 })
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const isGhost = (r: any) => r.dynamodb?.Keys?.s?.S === "ghost-1"
+        let ghostGone = false
+        w.streams.setFault(async (command, input, proceed) => {
+          if (command === "GetShardIterator" && input.ShardId === "ghost-0") {
+            return { output: { ShardIterator: "ghost-it-1", $metadata: {} }, response: {} }
+          }
+          if (command === "GetRecords" && String(input.ShardIterator).startsWith("ghost-it")) {
+            // Version 1 arrives; versions 2 and 3 are never delivered by anyone.
+            const first = input.ShardIterator === "ghost-it-1" ? records.filter(isGhost).slice(0, 1) : []
+            return { output: { Records: first, NextShardIterator: "ghost-it-2", $metadata: {} }, response: {} }
+          }
+          const result = await proceed()
+          if (command === "DescribeStream" && !ghostGone) {
+            result.output.StreamDescription.Shards = [
+              ...result.output.StreamDescription.Shards,
+              { ShardId: "ghost-0", SequenceNumberRange: { StartingSequenceNumber: "0" } }
+            ]
+          }
+          if (command === "GetRecords") result.output.Records = (result.output.Records ?? []).filter((r: any) => !isGhost(r))
+          return result
+        })
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        const more = yield* write(w.store, "live", 2, 2)
+        yield* awaitLog(w.log, 1 + more)
+        ghostGone = true
+        const logged = yield* awaitLog(w.log, 3 + more)
+        assertLogShape(logged)
+        assert.deepStrictEqual(logged.filter((e) => e.streamId === "ghost-1").map((e) => e.version), [1, 2, 3])
       }))
 
     it.effect("backfill of a table whose history predates the log, then the stream: every event once", () =>
