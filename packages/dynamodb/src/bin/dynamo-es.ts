@@ -2,14 +2,15 @@
 /**
  * The `dynamo-es` command of `@dynamo-es/dynamodb`.
  *
- *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME]
+ *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
  *   dynamo-es tables create [...same flags]
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
  * every entry point of the library (`DynamoClient.layerConfig()`): `DYNAMODB_ENDPOINT`,
  * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
- * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`.
+ * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`,
+ * `DYNAMO_ES_LOG_TABLE` (the global log).
  * A failure prints one line that says what to do, and exits with status 1.
  */
 import { Cause, Console, Effect, Exit } from "effect"
@@ -18,7 +19,7 @@ import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
-const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME]`
+const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]`
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: string) => {
@@ -29,7 +30,8 @@ const flag = (name: string, fallback: string) => {
 const definitions = () => [
   Tables.eventsTable(flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")),
   DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
-  DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models"))
+  DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models")),
+  Tables.logTable(flag("log", process.env["DYNAMO_ES_LOG_TABLE"] ?? "log"))
 ]
 
 class UsageError {
