@@ -849,7 +849,7 @@ export const handleLambdaEvent = (core: Core, event: LambdaStreamEvent): Effect.
  * ```ts
  * export const handler = DynamoSequencer.lambdaHandler(
  *   { eventsTable: "events", logTable: "log" },
- *   DynamoClient.layerConfig
+ *   DynamoClient.layerConfig()
  * )
  * ```
  *
