@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Layer, Option, type Result, Schema, Stream } from "effect"
 import type { DateTime, Duration } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import {
@@ -42,6 +42,7 @@ import {
   type StorageError
 } from "./Errors.js"
 import * as bulk from "./internal/appendBulk.js"
+import { decodeStoredEvent } from "./internal/envelope.js"
 import * as internal from "./internal/eventStore.js"
 import { makeMemoryStorage } from "./internal/memoryStorage.js"
 import type { StoreDefaults } from "./internal/prepare.js"
@@ -490,6 +491,17 @@ export interface StoredEvent {
   readonly recordedAtMillis: unknown
   readonly expiresAtSeconds: unknown
 }
+
+/**
+ * Checks a {@link StoredEvent} and turns it into an envelope (payload and metadata as parsed
+ * JSON), exactly as the event store's reads do: anything missing or malformed is a
+ * `CorruptedEventError` naming stream and version. For drivers that read stored events
+ * outside the event store (the global log, DynamoDB Streams records).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export const decodeStored: (stored: StoredEvent) => Result.Result<EventEnvelope, CorruptedEventError> = decodeStoredEvent
 
 /**
  * What {@link Storage.write} did: wrote every event, or found at least one of the versions

@@ -3,7 +3,7 @@
  *
  * - `DeciderTest.given(aggregate, history).when(command).then(events)`: deciders without storage;
  * - the conformance suites of every service (`EventStoreConformance.eventStoreConformance(name,
- *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`):
+ *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`, `EventLogConformance`):
  *   run them against your own implementation, as this repository does against the memory and
  *   DynamoDB ones. They are Vitest suites (`vitest` and `@effect/vitest` are optional peer
  *   dependencies of `@dynamo-es/core`, needed only here);
@@ -21,3 +21,4 @@ export * as ReadModelConformance from "./ReadModelConformance.js"
 export * as ReadModelStorageTest from "./ReadModelStorageTest.js"
 export * as SnapshotStoreConformance from "./SnapshotStoreConformance.js"
 export * as TestUtils from "./utils.js"
+export * as EventLogConformance from "./EventLogConformance.js"

@@ -67,10 +67,15 @@ const toItem = (streamId: string, version: number, e: EventStore.EventRecord): R
 const num = (a: AttributeValue | undefined): number | undefined => (a?.N === undefined ? undefined : Number(a.N))
 
 /**
- * An item as the event store sees it: whatever is there, with `null` for an attribute of
- * the wrong kind, so that the store reports it as corrupted (it checks every field).
+ * An item of the events table as the event store sees it: whatever is there, with `null`
+ * for an attribute of the wrong kind, so that the store reports it as corrupted (it checks
+ * every field). Also decodes the new images of the table's DynamoDB Stream
+ * (`DynamoStreams`).
+ *
+ * @since 0.2.0
+ * @category storage
  */
-const fromItem = (streamId: string, item: Record<string, AttributeValue>): EventStore.StoredEvent => ({
+export const fromItem = (streamId: string, item: Record<string, AttributeValue>): EventStore.StoredEvent => ({
   streamId: item.s?.S ?? streamId,
   version: num(item.v) ?? Number.NaN,
   eventId: item.i?.S,

@@ -69,6 +69,30 @@ export const eventsTable = (tableName: string): TableDefinition => ({
 })
 
 /**
+ * The global log table (see `docs/global-log.md`): partition key `p` (S), sort key `k` (S),
+ * on-demand billing, no index, no stream. It holds the log's entries (partitioned by epochs
+ * of a million positions), one item per stream (its last indexed version, for `listStreams`
+ * and the sequencer) and the sequencer's lease.
+ *
+ * @since 0.2.0
+ * @category definitions
+ */
+export const logTable = (tableName: string): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: "p", AttributeType: "S" },
+      { AttributeName: "k", AttributeType: "S" }
+    ],
+    KeySchema: [
+      { AttributeName: "p", KeyType: "HASH" },
+      { AttributeName: "k", KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST"
+  }
+})
+
+/**
  * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
  *
  * @since 0.1.0

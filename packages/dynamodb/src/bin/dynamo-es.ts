@@ -2,7 +2,7 @@
 /**
  * The `dynamo-es` command of `@dynamo-es/dynamodb`.
  *
- *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME]
+ *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
  *   dynamo-es tables create [...same flags]
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
@@ -11,7 +11,8 @@
  * `DynamoClient.envConfig`): `DYNAMODB_ENDPOINT`, `AWS_REGION`,
  * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names of the stores' own
  * `envConfig`: `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`,
- * `DYNAMO_ES_READ_MODELS_TABLE` (a flag wins over its variable). Unknown flags and table
+ * `DYNAMO_ES_READ_MODELS_TABLE`, and `DYNAMO_ES_LOG_TABLE` (the global log; a flag wins over its
+ * variable). Unknown flags and table
  * names DynamoDB would refuse are usage errors. A failure prints one line that says what
  * to do, and exits with status 1.
  */
@@ -27,7 +28,8 @@ import * as Tables from "../Tables.js"
 const tables = [
   { flag: "events", name: Config.map(DynamoEventStore.envConfig, (o) => o.tableName), define: Tables.eventsTable },
   { flag: "snapshots", name: Config.map(DynamoSnapshotStore.envConfig, (o) => o.tableName), define: Tables.snapshotsTable },
-  { flag: "read-models", name: Config.map(DynamoReadModelStore.envConfig, (o) => o.tableName), define: Tables.readModelsTable }
+  { flag: "read-models", name: Config.map(DynamoReadModelStore.envConfig, (o) => o.tableName), define: Tables.readModelsTable },
+  { flag: "log", name: Config.String("DYNAMO_ES_LOG_TABLE").pipe(Config.withDefault("log")), define: Tables.logTable }
 ] as const
 
 const usage = `usage: dynamo-es tables print|create ${tables.map((t) => `[--${t.flag} NAME]`).join(" ")}`
