@@ -61,8 +61,8 @@ const exists = (name: string) =>
 describe("dynamo-es", { timeout: 120_000 }, () => {
   it("tables create with only DYNAMODB_ENDPOINT set, on a host that is not loopback", async () => {
     const endpoint = inject("dynamodbEndpoint").replace("127.0.0.1", hostname())
-    const names = ["events", "snapshots", "read-models"].map((t) => Fixtures.uniqueTableName(`bin${t.replace("-", "")}`))
-    const flags = ["--events", names[0]!, "--snapshots", names[1]!, "--read-models", names[2]!]
+    const names = ["events", "snapshots", "read-models", "log"].map((t) => Fixtures.uniqueTableName(`bin${t.replace("-", "")}`))
+    const flags = ["--events", names[0]!, "--snapshots", names[1]!, "--read-models", names[2]!, "--log", names[3]!]
     const run = await dynamoEs(["tables", "create", ...flags], { DYNAMODB_ENDPOINT: endpoint })
     expect(run.stderr).toBe("")
     expect(run.stdout.trim()).toBe(`Created: ${names.join(", ")}`)
@@ -101,10 +101,13 @@ describe("dynamo-es", { timeout: 120_000 }, () => {
   })
 
   it("tables print: the definitions, named by flags and DYNAMO_ES_* variables", async () => {
-    const run = await dynamoEs(["tables", "print", "--events", "my-events"], { DYNAMO_ES_SNAPSHOTS_TABLE: "my-snapshots" })
+    const run = await dynamoEs(["tables", "print", "--events", "my-events"], {
+      DYNAMO_ES_SNAPSHOTS_TABLE: "my-snapshots",
+      DYNAMO_ES_LOG_TABLE: "my-log"
+    })
     expect(run.code).toBe(0)
     const names = Object.values(JSON.parse(run.stdout).Resources as Record<string, { Properties: { TableName: string } }>)
       .map((r) => r.Properties.TableName)
-    expect(names).toEqual(["my-events", "my-snapshots", "read-models"])
+    expect(names).toEqual(["my-events", "my-snapshots", "read-models", "my-log"])
   })
 })
