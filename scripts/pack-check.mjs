@@ -93,11 +93,11 @@ import { execFileSync } from "node:child_process"
 
 const program = Effect.gen(function*() {
   const { endpoint } = yield* DynamoDBLocal.DynamoDBLocal
-  const names = ["--events", "pack-bin-events", "--snapshots", "pack-bin-snapshots", "--read-models", "pack-bin-read-models"]
+  const names = ["--events", "pack-bin-events", "--snapshots", "pack-bin-snapshots", "--read-models", "pack-bin-read-models", "--log", "pack-bin-log"]
   const env = { PATH: process.env.PATH ?? "", HOME: process.cwd(), DYNAMODB_ENDPOINT: endpoint }
   const run = () => execFileSync("node_modules/.bin/dynamo-es", ["tables", "create", ...names], { env, encoding: "utf8" }).trim()
   const first = run()
-  if (!/^(Created: pack-bin-events, pack-bin-snapshots, pack-bin-read-models|All tables exist already\.)$/.test(first)) {
+  if (!/^(Created: pack-bin-events, pack-bin-snapshots, pack-bin-read-models, pack-bin-log|All tables exist already\.)$/.test(first)) {
     throw new Error("dynamo-es tables create printed: " + first)
   }
   if (run() !== "All tables exist already.") throw new Error("dynamo-es tables create is not idempotent")
