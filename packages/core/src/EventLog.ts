@@ -93,7 +93,10 @@ export type SubscriptionItem<P = unknown> =
  * @category models
  */
 export interface SubscribeOptions {
-  /** `"start"` (position 0), `"end"` (the head when subscribing) or a position (exclusive). */
+  /**
+   * `"start"` (position 0), `"end"` (the head when subscribing) or a position (exclusive; a
+   * position beyond the head waits for the events after it).
+   */
   readonly from: "start" | "end" | number
   readonly filter?: Filter | undefined
   /** How long to wait at the head before looking again (default: the implementation's). */

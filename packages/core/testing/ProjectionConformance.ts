@@ -14,7 +14,7 @@
  * - a handler failure half-way stops at that event, with everything before it applied and
  *   checkpointed, and a restart after the fix completes exactly.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, type Scope, Stream } from "effect"
 import { EventLog, EventStore, Projection, ReadModel } from "../src/index.js"
 import { instrument } from "./ReadModelStorageTest.js"

@@ -12,7 +12,8 @@
  * - epoch marker: `p = "epochs"`, `k` = the epoch, 16 digits; written before the first entry
  *   of the epoch, so that the head is found with two small reads;
  * - stream: `p = "s#<category>"`, `k` = stream id; `v` last indexed version, `n` its position;
- * - lease: `p = "lease"`, `k = "lease"`; `o` owner, `f` fencing token, `x` expiry ms.
+ * - lease: `p = "lease"`, `k = "lease"`; `o` owner, `f` fencing token, `x` expiry ms;
+ * - saved checkpoint: `p = k = "checkpoint"`; `q` as in entries, saved after quiet batches.
  *
  * Reading costs: one `Query` page (1 MB, eventually consistent: 0.5 RCU per 4 KB) per page of
  * entries; resuming inside an entry costs one more `Query` to find it; a pointer (an event
@@ -25,20 +26,19 @@ import { type Errors, EventLog, type EventStore } from "@dynamo-es/core"
 import { Duration, Effect, Layer } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { fromItem } from "./DynamoEventStore.js"
-import { checkTableName } from "./Tables.js"
+import { checkTableName, ensuring, logTable, type TableMismatchError } from "./Tables.js"
 
-/** Positions per epoch (partition of entries). */
+/** Positions per epoch (partition of entries), by default. */
 export const EPOCH_SIZE = 1_000_000
-/** At most this many events in one entry, so that an entry spans at most two epochs. */
+/** At most this many events in one entry (and never more than an epoch's size, so that an entry spans at most two epochs). */
 export const MAX_ENTRY_EVENTS = 1_000
 
 /** A number as a sort key: 16 zero-padded digits (positions up to 10^16). */
 export const pad = (n: number): string => String(n).padStart(16, "0")
-export const epochOf = (position: number): number => Math.floor(position / EPOCH_SIZE)
-export const entryKey = (first: number) => ({ p: { S: `e#${epochOf(first)}` }, k: { S: pad(first) } })
 export const epochMarkerKey = (epoch: number) => ({ p: { S: "epochs" }, k: { S: pad(epoch) } })
 export const streamKey = (category: string, streamId: string) => ({ p: { S: `s#${category}` }, k: { S: streamId } })
 export const leaseKey = { p: { S: "lease" }, k: { S: "lease" } }
+export const checkpointKey = { p: { S: "checkpoint" }, k: { S: "checkpoint" } }
 
 /**
  * An event as an entry holds it: the event item's own fields (`s v i y d m t x`), or a
@@ -123,9 +123,9 @@ const storedOf = (e: EntryEvent): EventStore.StoredEvent | EventLog.EventPointer
       expiresAtSeconds: e.x
     }
 
-/** The item of an entry. */
-export const entryItem = (entry: Entry, now: number): Record<string, AttributeValue> => ({
-  ...entryKey(entry.first),
+/** The item of an entry (its key made by the table's `entryKey`). */
+export const entryItem = (key: Record<string, AttributeValue>, entry: Entry, now: number): Record<string, AttributeValue> => ({
+  ...key,
   c: { N: String(entry.events.length) },
   b: { S: JSON.stringify(entry.events) },
   q: { S: JSON.stringify(entry.checkpoint) },
@@ -156,9 +156,20 @@ export interface DynamoEventLogOptions {
   readonly categoryOf?: ((streamId: string) => string) | undefined
   /** The wait at the head of the log between two looks of a subscription (default 500 ms). */
   readonly pollInterval?: Duration.Input | undefined
+  /**
+   * Positions per epoch (partition of entries; default 1,000,000). Part of the table's layout:
+   * the sequencer and every reader must use the same, and it never changes for a table.
+   */
+  readonly epochSize?: number | undefined
 }
 
-interface PageCursor {
+/**
+ * Where the next page of entries starts: an epoch, and the key after which to read in it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PageCursor {
   readonly epoch: number
   readonly start: Record<string, AttributeValue> | undefined
 }
@@ -169,8 +180,14 @@ interface PageCursor {
  * @since 0.2.0
  * @category constructors
  */
-export const makeLogTable = (options: { readonly logTable: string; readonly eventsTable: string }) =>
+export const makeLogTable = (options: { readonly logTable: string; readonly eventsTable: string; readonly epochSize?: number | undefined }) =>
   Effect.gen(function*() {
+    const epochSize = options.epochSize ?? EPOCH_SIZE
+    if (!Number.isSafeInteger(epochSize) || epochSize < 1) {
+      return yield* Effect.die(new Error(`DynamoEventLog: epochSize must be a positive integer, got ${epochSize}`))
+    }
+    const epochOf = (position: number): number => Math.floor(position / epochSize)
+    const entryKey = (first: number) => ({ p: { S: `e#${epochOf(first)}` }, k: { S: pad(first) } })
     const client = yield* DynamoClient
     const table = yield* checkTableName("DynamoEventLog", options.logTable)
     const events = yield* checkTableName("DynamoEventLog", options.eventsTable)
@@ -287,7 +304,7 @@ export const makeLogTable = (options: { readonly logTable: string; readonly even
         ...(cursor !== undefined ? { ExclusiveStartKey: cursor as Record<string, AttributeValue> } : {})
       }).pipe(Effect.map((r) => ({ streamIds: (r.Items ?? []).map((i) => i.k!.S!), next: r.LastEvaluatedKey as unknown })))
 
-    return { client, table, events, query, readEntries, entryAtOrBefore, lastEntry, readEvent, listStreams }
+    return { client, table, events, epochSize, epochOf, entryKey, query, readEntries, entryAtOrBefore, lastEntry, readEvent, listStreams }
   })
 
 /**
@@ -319,10 +336,23 @@ export const makeStorage = (options: DynamoEventLogOptions): Effect.Effect<Event
 export const make = (options: DynamoEventLogOptions) => Effect.map(makeStorage(options), EventLog.make)
 
 /**
- * The `EventLog` service on DynamoDB (tables must exist; the sequencer fills the log).
+ * The `EventLog` service on DynamoDB, creating the log table first when it does not exist
+ * (`ensureTables`). The sequencer (`DynamoSequencer.layer`, or its Lambda handler) fills the
+ * log; this layer only reads it.
  *
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: DynamoEventLogOptions): Layer.Layer<EventLog.EventLog, never, DynamoClient> =>
+export const layer = (
+  options: DynamoEventLogOptions
+): Layer.Layer<EventLog.EventLog, Errors.StorageError | TableMismatchError, DynamoClient> =>
+  Layer.effect(EventLog.EventLog, ensuring(logTable(options.logTable), make(options)))
+
+/**
+ * The `EventLog` service on a log table that already exists (no `DescribeTable` at start).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerExisting = (options: DynamoEventLogOptions): Layer.Layer<EventLog.EventLog, never, DynamoClient> =>
   Layer.effect(EventLog.EventLog, make(options))

@@ -30,12 +30,13 @@ import {
   ScanCommand,
   UpdateItemCommand
 } from "@aws-sdk/client-dynamodb"
-import {
-  DescribeStreamCommand,
-  DynamoDBStreamsClient,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type Shard
+// Type-only: the DynamoDB Streams SDK is an optional peer dependency, loaded when a runner
+// starts (the Lambda handler and the core do not need it).
+import type {
+  DescribeStreamCommandOutput,
+  GetRecordsCommandOutput,
+  GetShardIteratorCommandOutput,
+  Shard
 } from "@aws-sdk/client-dynamodb-streams"
 import { Errors, EventLog, EventStore } from "@dynamo-es/core"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Result, Schedule, Schema, Semaphore } from "effect"
@@ -46,9 +47,8 @@ import {
   type EntryEvent,
   entryEvent,
   entryItem,
-  entryKey,
   epochMarkerKey,
-  epochOf,
+  checkpointKey,
   leaseKey,
   makeLogTable,
   MAX_ENTRY_EVENTS,
@@ -92,12 +92,21 @@ export interface SequencerOptions {
   readonly eventsTable: string
   /** The category rule of the log (default `EventLog.defaultCategory`); readers use the same. */
   readonly categoryOf?: ((streamId: string) => string) | undefined
-  /** At most this many events per entry (default and maximum 1,000). */
+  /** At most this many events per entry (default and maximum 1,000, and at most `epochSize`). */
   readonly maxEntryEvents?: number | undefined
   /** At most this many bytes of events (JSON) per entry (default 350,000; an item is at most 400 KB). */
   readonly maxEntryBytes?: number | undefined
   /** Streams whose last indexed version is cached (default 100,000); a miss costs one GetItem. */
   readonly cacheSize?: number | undefined
+  /** Positions per epoch: the log table's layout (`DynamoEventLogOptions.epochSize`; default 1,000,000). */
+  readonly epochSize?: number | undefined
+  /**
+   * How often, at most, a checkpoint is saved while batches bring nothing to index (only
+   * removals by TTL, or duplicates); default 1 minute. Without it, a sequencer restarted after
+   * a long quiet spell would read those records again, or even find them trimmed and scan the
+   * table.
+   */
+  readonly checkpointInterval?: Duration.Input | undefined
 }
 
 /**
@@ -128,11 +137,13 @@ export const makeCore = (options: SequencerOptions) =>
     const t = yield* makeLogTable(options)
     const client = t.client
     const categoryOf = options.categoryOf ?? EventLog.defaultCategory
-    const maxEvents = Math.min(MAX_ENTRY_EVENTS, Math.max(1, options.maxEntryEvents ?? MAX_ENTRY_EVENTS))
+    const maxEvents = Math.min(MAX_ENTRY_EVENTS, t.epochSize, Math.max(1, options.maxEntryEvents ?? MAX_ENTRY_EVENTS))
     const maxBytes = options.maxEntryBytes ?? 350_000
     const cacheSize = options.cacheSize ?? 100_000
 
     let next = 1
+    /** The first position of the last entry (0 before the first entry). */
+    let previousFirst = 0
     let checkpoint: Checkpoint = {}
     let token = 0
     const versions = new Map<string, number>()
@@ -191,6 +202,7 @@ export const makeCore = (options: SequencerOptions) =>
       Effect.gen(function*() {
         yield* raiseStreams(entry)
         next = entry.first + entry.events.length
+        previousFirst = entry.first
         checkpoint = entry.checkpoint
       })
 
@@ -205,10 +217,41 @@ export const makeCore = (options: SequencerOptions) =>
     })
 
     /** Loads the head of the log: where to write next, and from where to read the stream. */
+    /**
+     * The checkpoint saved by a quiet batch: its claim ("every record up to here is indexed or
+     * not an event") was true when written, so it is merged with the head entry's by taking the
+     * further position of each shard.
+     */
+    const savedCheckpoint = unconditional(client.call("GetItem", t.table, (c, abortSignal) =>
+      c.send(new GetItemCommand({ TableName: t.table, Key: checkpointKey, ConsistentRead: true, ReturnConsumedCapacity: "TOTAL" }), {
+        abortSignal
+      }))).pipe(Effect.map((r) => (r.Item?.q?.S === undefined ? {} : JSON.parse(r.Item.q.S) as Checkpoint)))
+
+    const checkpointEvery = Duration.toMillis(Duration.fromInputUnsafe(options.checkpointInterval ?? "1 minute"))
+    let savedAt = 0
+    const saveCheckpoint = (value: Checkpoint) =>
+      Effect.suspend(() => {
+        if (Date.now() - savedAt < checkpointEvery) return Effect.void
+        savedAt = Date.now()
+        return unconditional(client.call("PutItem", t.table, (c) =>
+          c.send(new PutItemCommand({
+            TableName: t.table,
+            Item: { ...checkpointKey, q: { S: JSON.stringify(value) }, w: { N: String(Date.now()) } },
+            ReturnConsumedCapacity: "TOTAL"
+          })))).pipe(Effect.asVoid)
+      })
+
     const load = Effect.gen(function*() {
       const head = yield* t.lastEntry(true)
       if (head !== undefined) yield* fold(head)
       yield* catchUp
+      const saved = yield* savedCheckpoint
+      const merged: Record<string, string> = { ...checkpoint }
+      for (const [shard, at] of Object.entries(saved)) {
+        const mine = merged[shard]
+        if (mine === undefined || (mine !== "done" && (at === "done" || BigInt(at) > BigInt(mine)))) merged[shard] = at
+      }
+      checkpoint = merged
     })
 
     /** The events of a stream's versions from..to, from the events table (consistent). */
@@ -303,8 +346,10 @@ export const makeCore = (options: SequencerOptions) =>
     /** Writes one entry at `next`; `false` when that key is taken (someone else wrote it). */
     const writeEntry = (entry: Entry) =>
       Effect.gen(function*() {
-        const epoch = epochOf(entry.first)
-        if (entry.first === 1 || epochOf(entry.first - 1) !== epoch) {
+        const epoch = t.epochOf(entry.first)
+        // The first entry of its epoch's partition (the one before may have started in the
+        // previous epoch and ended in this one): the marker goes first.
+        if (previousFirst === 0 || t.epochOf(previousFirst) !== epoch) {
           yield* unconditional(client.call("PutItem", t.table, (c) =>
             c.send(new PutItemCommand({ TableName: t.table, Item: epochMarkerKey(epoch), ReturnConsumedCapacity: "TOTAL" }))))
         }
@@ -312,7 +357,7 @@ export const makeCore = (options: SequencerOptions) =>
           c.send(
             new PutItemCommand({
               TableName: t.table,
-              Item: entryItem(entry, Date.now()),
+              Item: entryItem(t.entryKey(entry.first), entry, Date.now()),
               ConditionExpression: "attribute_not_exists(k)",
               ReturnConsumedCapacity: "TOTAL"
             })
@@ -338,10 +383,12 @@ export const makeCore = (options: SequencerOptions) =>
           const planned = yield* plan(records, stored)
           for (const shard of doneShards) planned.checkpoint[shard] = "done"
           const parts = chunks(planned.events)
-          // Nothing to index: the checkpoint moves with the next entry (records before it are
-          // dropped again by version after a restart).
+          // Nothing to index: the checkpoint moves with the next entry, or is saved by itself
+          // after a quiet `checkpointInterval` (records before it would only be dropped again).
           if (parts.length === 0) {
+            const moved = JSON.stringify(planned.checkpoint) !== JSON.stringify(checkpoint)
             checkpoint = planned.checkpoint
+            if (moved) yield* saveCheckpoint(checkpoint)
             return 0
           }
           let written = 0
@@ -360,6 +407,7 @@ export const makeCore = (options: SequencerOptions) =>
               break
             }
             yield* fold(entry)
+            savedAt = Date.now()
             written += entry.events.length
           }
           if (!lost) return written
@@ -380,6 +428,16 @@ export const makeCore = (options: SequencerOptions) =>
       },
       setToken: (value: number) => {
         token = value
+      },
+      /**
+       * Drops shards that the stream no longer lists (trimmed 24 hours after they closed) from
+       * the checkpoint, which would otherwise grow by a shard every few hours for ever. It is
+       * saved with the next entry or quiet checkpoint.
+       */
+      forget: (shardIds: ReadonlyArray<string>) => {
+        const kept: Record<string, string> = { ...checkpoint }
+        for (const id of shardIds) delete kept[id]
+        checkpoint = kept
       },
       table: t
     }
@@ -465,6 +523,51 @@ const releaseLease = (core: Core, owner: string, token: number) =>
 // -----------------------------------------------------------------------------
 
 /**
+ * A DynamoDB Streams client as the runner uses it: the SDK's `DynamoDBStreamsClient` (from the
+ * optional peer dependency `@aws-sdk/client-dynamodb-streams`), or a wrapper around one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StreamsClient {
+  // Loosely typed so that the type does not need the optional SDK package.
+  readonly send: (command: any, options?: any) => Promise<any>
+  readonly destroy: () => void
+}
+
+const loadStreamsSdk = Effect.tryPromise({
+  try: () => import("@aws-sdk/client-dynamodb-streams"),
+  catch: (cause) =>
+    new Error(
+      `DynamoSequencer: the in-process runner reads the DynamoDB Stream with @aws-sdk/client-dynamodb-streams; install it (npm install @aws-sdk/client-dynamodb-streams). ${String(cause)}`
+    )
+}).pipe(Effect.orDie)
+
+/**
+ * A DynamoDB Streams client with the DynamoDB client's region, credentials and (custom)
+ * endpoint, sending each request once (`DynamoClient`'s schedule retries). Needs the optional
+ * peer dependency `@aws-sdk/client-dynamodb-streams`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const streamsClientFor = (client: DynamoClient["Service"]): Effect.Effect<StreamsClient> =>
+  Effect.map(loadStreamsSdk, (sdk) => {
+    const config = client.sdk.config as unknown as {
+      readonly region: unknown
+      readonly credentials: unknown
+      readonly endpoint?: unknown
+      readonly isCustomEndpoint?: boolean
+    }
+    return new sdk.DynamoDBStreamsClient({
+      region: config.region as string,
+      credentials: config.credentials as never,
+      ...(config.isCustomEndpoint && config.endpoint !== undefined ? { endpoint: config.endpoint as string } : {}),
+      maxAttempts: 1
+    })
+  })
+
+/**
  * @since 0.2.0
  * @category models
  */
@@ -473,7 +576,7 @@ export interface RunOptions extends SequencerOptions {
    * The DynamoDB Streams client (created with `maxAttempts: 1`: `DynamoClient`'s schedule
    * retries). Default: one with the DynamoDB client's region, credentials and endpoint.
    */
-  readonly streams?: DynamoDBStreamsClient | undefined
+  readonly streams?: StreamsClient | undefined
   /** This instance's name in the lease (default: a random one). */
   readonly owner?: string | undefined
   /** Lease duration (default 30 s), renewed every third of it. */
@@ -581,8 +684,9 @@ const loop = (
     if (streamArn === undefined) {
       return yield* Effect.die(new Error(`DynamoSequencer: the table ${options.eventsTable} has no DynamoDB Stream (StreamSpecification NEW_IMAGE)`))
     }
+    const { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } = yield* loadStreamsSdk
     const streams = options.streams ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => streamsClientFor(client)),
+      streamsClientFor(client),
       (c) => Effect.sync(() => c.destroy())
     ))
     const send = <A>(operation: string, f: (signal: AbortSignal) => Promise<A>) =>
@@ -595,7 +699,7 @@ const loop = (
       let start: string | undefined
       do {
         const r = yield* send("DescribeStream", (abortSignal) =>
-          streams.send(new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }), { abortSignal }))
+          streams.send(new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }), { abortSignal }) as Promise<DescribeStreamCommandOutput>)
         shards.push(...(r.StreamDescription?.Shards ?? []))
         start = r.StreamDescription?.LastEvaluatedShardId
       } while (start !== undefined)
@@ -612,7 +716,7 @@ const loop = (
             ...(at === undefined ? { ShardIteratorType: "TRIM_HORIZON" } : { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: at })
           }),
           { abortSignal }
-        )).pipe(Effect.map((r) => r.ShardIterator))
+        ) as Promise<GetShardIteratorCommandOutput>).pipe(Effect.map((r) => r.ShardIterator))
     }
 
     /** Reads one page of a shard and indexes it; `true` when records came. */
@@ -627,7 +731,7 @@ const loop = (
           }
         }
         const page = yield* send("GetRecords", (abortSignal) =>
-          streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }))
+          streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }) as Promise<GetRecordsCommandOutput>)
         const records = (page.Records ?? []).map((record) => ({ shardId, record: record as StreamRecord }))
         const closed = page.NextShardIterator === undefined
         yield* lock.withPermits(1)(core.index(records, [], closed ? [shardId] : []))
@@ -643,7 +747,7 @@ const loop = (
           Effect.gen(function*() {
             yield* repairScan(core, { segments: options.scanSegments, lock })
             const horizon = yield* send("GetShardIterator", (abortSignal) =>
-              streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" }), { abortSignal }))
+              streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" }), { abortSignal }) as Promise<GetShardIteratorCommandOutput>)
             iterators.set(shardId, horizon.ShardIterator)
             return true
           }))
@@ -652,6 +756,12 @@ const loop = (
     while (true) {
       const shards = yield* listShards
       const ids = new Set(shards.map((s) => s.ShardId!))
+      const gone = Object.keys(core.checkpoint).filter((id) => !ids.has(id))
+      if (gone.length > 0) {
+        // A shard trimmed before it was read to its end lost records: repair from the table.
+        if (gone.some((id) => core.checkpoint[id] !== "done")) yield* repairScan(core, { segments: options.scanSegments, lock })
+        core.forget(gone)
+      }
       // Parents before children: a shard is read once its parent is done or gone (trimmed).
       const readable = shards.filter((s) =>
         core.checkpoint[s.ShardId!] !== "done" &&
@@ -666,42 +776,20 @@ const loop = (
   })
 
 /**
- * A DynamoDB Streams client with the DynamoDB client's region, credentials and (custom)
- * endpoint, sending each request once (`DynamoClient`'s schedule retries).
- *
- * @since 0.2.0
- * @category constructors
- */
-export const streamsClientFor = (client: DynamoClient["Service"]): DynamoDBStreamsClient => {
-  const config = client.sdk.config as unknown as {
-    readonly region: unknown
-    readonly credentials: unknown
-    readonly endpoint?: unknown
-    readonly isCustomEndpoint?: boolean
-  }
-  return new DynamoDBStreamsClient({
-    region: config.region as string,
-    credentials: config.credentials as never,
-    ...(config.isCustomEndpoint && config.endpoint !== undefined ? { endpoint: config.endpoint as string } : {}),
-    maxAttempts: 1
-  })
-}
-
-/**
  * The sequencer as a scoped service: runs in the background for as long as the layer lives,
  * and restarts after a failure (a restart is always safe: the log's state is in the log), with
  * backoff, logging the failure.
  *
  * ```ts
  * const SequencerLive = DynamoSequencer.layer({ eventsTable: "events", logTable: "log" }).pipe(
- *   Layer.provide(DynamoClient.layerConfig)
+ *   Layer.provide(DynamoClient.layerConfig())
  * )
  * ```
  *
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: Omit<RunOptions, "streams"> & { readonly streams?: DynamoDBStreamsClient | undefined }): Layer.Layer<never, never, DynamoClient> =>
+export const layer = (options: RunOptions): Layer.Layer<never, never, DynamoClient> =>
   Layer.effectDiscard(
     run(options).pipe(
       Effect.scoped,
@@ -754,14 +842,14 @@ export const handleLambdaEvent = (core: Core, event: LambdaStreamEvent): Effect.
 
 /**
  * A Lambda handler for the events table's stream (the event source mapping's function),
- * on the given client layer (e.g. `DynamoClient.layerConfig`). The sequencer's core and its
+ * on the given client layer (e.g. `DynamoClient.layerConfig()`). The sequencer's core and its
  * cache live as long as the Lambda container; each invocation first takes in the entries
  * written since (by another invocation).
  *
  * ```ts
  * export const handler = DynamoSequencer.lambdaHandler(
  *   { eventsTable: "events", logTable: "log" },
- *   DynamoClient.layerConfig
+ *   DynamoClient.layerConfig()
  * )
  * ```
  *

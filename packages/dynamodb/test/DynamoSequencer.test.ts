@@ -3,7 +3,7 @@
  * restarts at random points (also between an entry and its stream items), two sequencers
  * at once, expired iterators, trimmed data and backfill.
  */
-import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, layer } from "@effect/vitest"
 import { type EventLog, EventStore } from "@dynamo-es/core"
 import { assertLogShape } from "@dynamo-es/core/testing/EventLogConformance"
@@ -147,6 +147,29 @@ describe("DynamoSequencer", () => {
         assert.deepStrictEqual(logged.map(key).sort(), yield* storedKeys(w.store, [...streamIds("kill", 6), "kill-tick"]))
       }))
 
+    it.effect("the head is found when an entry straddles an epoch boundary (epoch markers)", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "epoch", 3, 3)
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        // Entries of 3 from position 1 (1, 4, 7, ...) in epochs of 7: the entry at 13 ends in
+        // epoch 2, so the first entry of epoch 2's partition starts at 16, not at 14.
+        const layout = { epochSize: 7, maxEntryEvents: 3 }
+        const core = yield* DynamoSequencer.makeCore({ ...w, ...layout })
+        yield* core.load
+        assert.strictEqual(yield* core.index(records.map((record) => ({ shardId: "s", record }))), 27)
+        const log = yield* DynamoEventLog.make({ ...w, ...layout })
+        assert.strictEqual(yield* log.head, 27)
+        const fromEnd = yield* log.subscribeAll({ from: "end" }).pipe(Stream.take(1), Stream.runCollect)
+        assert.deepStrictEqual(fromEnd, [{ _tag: "CaughtUp", position: 27 }])
+        // A restarted sequencer finds the head too.
+        const again = yield* DynamoSequencer.makeCore({ ...w, ...layout })
+        yield* again.load
+        assert.strictEqual(again.next, 28)
+      }))
+
     it.effect("a sequencer that lost the race for an entry cannot write a wrong one: it folds the winner's entries and plans again", () =>
       Effect.gen(function*() {
         const w = yield* world
@@ -242,6 +265,102 @@ describe("DynamoSequencer", () => {
         assert.deepStrictEqual(logged.filter((e) => e.streamId === "lost-1").map((e) => e.version), [1, 2])
       }))
 
+    it.effect("shard lineage: a child shard is read only after its parent is read to its end", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        const before = yield* write(w.store, "split", 3, 3)
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        // The records so far live in a (simulated) closed parent shard; the real shard is its
+        // child and holds only what comes after.
+        const inParent = new Set(records.map((r) => r.dynamodb!.SequenceNumber!))
+        const calls: Array<string> = []
+        let parentTrimmed = false
+        let describes = 0
+        w.streams.setFault(async (command, input, proceed) => {
+          if (command === "GetShardIterator" && input.ShardId === "parent-0") {
+            calls.push("iterator parent")
+            return { output: { ShardIterator: "parent-0-iterator", $metadata: {} }, response: {} }
+          }
+          if (command === "GetRecords" && input.ShardIterator === "parent-0-iterator") {
+            calls.push("records parent (closed)")
+            return { output: { Records: records, $metadata: {} }, response: {} }
+          }
+          if (command === "GetShardIterator") calls.push("iterator child")
+          const result = await proceed()
+          if (command === "DescribeStream") {
+            describes++
+            const shards = result.output.StreamDescription.Shards
+            // Children listed first: only the lineage rule makes the parent go first.
+            result.output.StreamDescription.Shards = [
+              ...shards.map((shard: object) => ({ ...shard, ParentShardId: "parent-0" })),
+              ...(parentTrimmed ? [] : [{ ShardId: "parent-0", SequenceNumberRange: { StartingSequenceNumber: "0", EndingSequenceNumber: "1" } }])
+            ]
+          }
+          if (command === "GetRecords") {
+            result.output.Records = (result.output.Records ?? []).filter((r: any) => !inParent.has(r.dynamodb.SequenceNumber))
+          }
+          return result
+        })
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        const after = yield* write(w.store, "split2", 2, 2)
+        const logged = yield* awaitLog(w.log, before + after)
+        assert.strictEqual(logged.length, before + after)
+        assertLogShape(logged)
+        assert.deepStrictEqual(calls.slice(0, 3), ["iterator parent", "records parent (closed)", "iterator child"])
+        assert.deepStrictEqual(logged.slice(0, before).map(key), records.map((r) => `${r.dynamodb!.Keys!.s!.S}@${r.dynamodb!.Keys!.v!.N}`))
+        const table = yield* DynamoEventLog.makeLogTable(w)
+        assert.strictEqual((yield* table.lastEntry(true))!.checkpoint["parent-0"], "done")
+        // 24 hours later the parent is trimmed from the stream: the checkpoint forgets it.
+        parentTrimmed = true
+        const seen = describes
+        yield* Effect.sync(() => describes).pipe(
+          Effect.filterOrFail((n) => n > seen + 1),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        const later = yield* write(w.store, "split3", 1, 2)
+        yield* awaitLog(w.log, before + after + later)
+        assert.ok(!("parent-0" in (yield* table.lastEntry(true))!.checkpoint), "a trimmed shard leaves the checkpoint")
+      }))
+
+    it.effect("a shard that vanishes before it was read to its end (trimmed): its lost records are repaired from the table", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* w.store.append("ghost-1", [1, 2, 3].map((n) => ({ type: "Ghost", payload: { n } })), { expectedVersion: 0 })
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const isGhost = (r: any) => r.dynamodb?.Keys?.s?.S === "ghost-1"
+        let ghostGone = false
+        w.streams.setFault(async (command, input, proceed) => {
+          if (command === "GetShardIterator" && input.ShardId === "ghost-0") {
+            return { output: { ShardIterator: "ghost-it-1", $metadata: {} }, response: {} }
+          }
+          if (command === "GetRecords" && String(input.ShardIterator).startsWith("ghost-it")) {
+            // Version 1 arrives; versions 2 and 3 are never delivered by anyone.
+            const first = input.ShardIterator === "ghost-it-1" ? records.filter(isGhost).slice(0, 1) : []
+            return { output: { Records: first, NextShardIterator: "ghost-it-2", $metadata: {} }, response: {} }
+          }
+          const result = await proceed()
+          if (command === "DescribeStream" && !ghostGone) {
+            result.output.StreamDescription.Shards = [
+              ...result.output.StreamDescription.Shards,
+              { ShardId: "ghost-0", SequenceNumberRange: { StartingSequenceNumber: "0" } }
+            ]
+          }
+          if (command === "GetRecords") result.output.Records = (result.output.Records ?? []).filter((r: any) => !isGhost(r))
+          return result
+        })
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        const more = yield* write(w.store, "live", 2, 2)
+        yield* awaitLog(w.log, 1 + more)
+        ghostGone = true
+        const logged = yield* awaitLog(w.log, 3 + more)
+        assertLogShape(logged)
+        assert.deepStrictEqual(logged.filter((e) => e.streamId === "ghost-1").map((e) => e.version), [1, 2, 3])
+      }))
+
     it.effect("backfill of a table whose history predates the log, then the stream: every event once", () =>
       Effect.gen(function*() {
         const w = yield* world
@@ -259,6 +378,48 @@ describe("DynamoSequencer", () => {
           logged.map(key).sort(),
           [...(yield* storedKeys(w.store, streamIds("old", 5))), ...(yield* storedKeys(w.store, streamIds("new", 3)))].sort()
         )
+      }))
+
+    it.effect("after a quiet spell (only removals), a restarted sequencer resumes after them: the checkpoint is saved without an entry", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "quiet", 2, 2)
+        const options = { ...w, streams: w.streams.client, ...fast, checkpointInterval: 0 }
+        const first = yield* DynamoSequencer.run(options).pipe(Effect.scoped, Effect.forkChild)
+        yield* awaitLog(w.log, 12)
+        // Removals (what TTL does): records, but nothing to index.
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        for (const v of [1, 2]) {
+          yield* Effect.promise(() => raw.send(new DeleteItemCommand({ TableName: w.eventsTable, Key: { s: { S: "quiet1-own" }, v: { N: String(v) } } })))
+        }
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const lastSequence = records[records.length - 1]!.dynamodb!.SequenceNumber!
+        assert.strictEqual(records[records.length - 1]!.eventName, "REMOVE")
+        // The running sequencer reads the removals and saves its checkpoint.
+        const table = yield* DynamoEventLog.makeLogTable(w)
+        yield* table.query({
+          KeyConditionExpression: "p = :p",
+          ExpressionAttributeValues: { ":p": { S: "checkpoint" } },
+          ConsistentRead: true
+        }).pipe(
+          Effect.filterOrFail((r) => (r.Items?.[0]?.q?.S ?? "").includes(lastSequence)),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        yield* Fiber.interrupt(first)
+        const iterators: Array<unknown> = []
+        w.streams.setFault((command, input, proceed) => {
+          if (command === "GetShardIterator") iterators.push(input.SequenceNumber)
+          return proceed()
+        })
+        const second = yield* DynamoSequencer.run(options).pipe(Effect.scoped, Effect.forkChild)
+        yield* Effect.sync(() => iterators.length).pipe(
+          Effect.filterOrFail((n) => n > 0),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        yield* Fiber.interrupt(second)
+        assert.strictEqual(iterators[0], lastSequence, "resumes after the last removal")
+        assert.strictEqual(yield* w.log.head, 12)
       }))
 
     it.effect("the Lambda entry point: same core, redeliveries dropped, batchItemFailures from the first record of a failed batch", () =>
@@ -290,6 +451,45 @@ describe("DynamoSequencer", () => {
         const logged = yield* Stream.runCollect(w.log.readAll())
         assert.strictEqual(logged.length, 36)
         assertLogShape(logged)
+      }))
+
+    it.effect("cost: what the log adds per small event when the sequencer batches (consumed capacity, measured)", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        // 200 events of about 200 bytes over 10 streams, all in the stream before the
+        // sequencer reads it: one GetRecords page, so the batching does not depend on timing.
+        const payload = { text: "x".repeat(150) }
+        for (const s of range(1, 10)) {
+          yield* w.store.append(`cost-${s}`, range(1, 20).map((n) => ({ type: "Noted", payload: { ...payload, n } })), { expectedVersion: 0 })
+        }
+        const tools = instrumentedClient(yield* DynamoDBLocal.DynamoDBLocal)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast, lease: false }).pipe(
+          Effect.provide(DynamoClient.layer({ client: tools.sdk })),
+          Effect.forkScoped
+        )
+        yield* awaitLog(w.log, 200)
+        // The stream items are written after the entry: wait until all are listed.
+        yield* Stream.runCollect(w.log.listStreams({ category: "cost" })).pipe(
+          Effect.filterOrFail((ids) => ids.length === 10),
+          Effect.retry({ times: 500, schedule: Schedule.spaced("20 millis") })
+        )
+        const puts = tools.recorder.capacity.filter((c) => c.command === "PutItem").map((c) => c.write)
+        const updates = tools.recorder.capacity.filter((c) => c.command === "UpdateItem").map((c) => c.write)
+        const entryWcu = puts.reduce((a, b) => a + b, 0)
+        const streamWcu = updates.reduce((a, b) => a + b, 0)
+        yield* Effect.log(`log write cost for 200 events of ~200 B in 10 streams: entries ${entryWcu} WCU (${(entryWcu / 200).toFixed(3)}/event, marker included), stream items ${streamWcu} WCU`)
+        assert.ok(entryWcu / 200 < 0.5, `entries cost ${entryWcu} WCU for 200 events`)
+        assert.strictEqual(streamWcu, 10, "one stream item write per stream per entry")
+        tools.recorder.clear()
+        const replayed = yield* DynamoEventLog.make(w).pipe(
+          Effect.flatMap((log) => Stream.runCollect(log.readAll())),
+          Effect.provide(DynamoClient.layer({ client: tools.sdk }))
+        )
+        const rcu = tools.recorder.capacity.reduce((a, c) => a + c.read, 0)
+        yield* Effect.log(`replay of ${replayed.length} events: ${tools.recorder.commands.length} requests, ${rcu} RCU (${(rcu / 200).toFixed(3)}/event)`)
+        assert.strictEqual(replayed.length, 200)
+        assert.ok(rcu / 200 < 0.1, `replay cost ${rcu} RCU for 200 events`)
       }))
 
     it.effect("a stored event that does not decode is logged at its position as a typed error a reader can pass", () =>

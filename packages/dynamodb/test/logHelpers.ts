@@ -46,14 +46,16 @@ export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds" } as
  * An event store, its log and a running sequencer (in the layer's scope) on fresh tables:
  * what the EventLog conformance suite runs on.
  */
-export const layerLog = (): Layer.Layer<any, unknown, DynamoClient.DynamoClient | DynamoDBLocal.DynamoDBLocal> =>
+export const layerLog = (
+  layout: { readonly epochSize?: number; readonly maxEntryEvents?: number } = {}
+): Layer.Layer<any, unknown, DynamoClient.DynamoClient | DynamoDBLocal.DynamoDBLocal> =>
   Layer.unwrap(Effect.gen(function*() {
     const { eventsTable, logTable } = yield* freshTables
     // The sequencer as users run it: its layer, with the streams client made from the
     // DynamoDB client's settings.
     return Layer.mergeAll(
       DynamoEventStore.layerExisting({ tableName: eventsTable }),
-      DynamoEventLog.layer({ eventsTable, logTable, pollInterval: "20 millis" }),
-      DynamoSequencer.layer({ eventsTable, logTable, ...fast })
+      DynamoEventLog.layerExisting({ eventsTable, logTable, pollInterval: "20 millis", ...layout }),
+      DynamoSequencer.layer({ eventsTable, logTable, ...fast, ...layout })
     )
   }))

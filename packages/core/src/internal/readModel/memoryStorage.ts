@@ -11,15 +11,6 @@ import { compareIds, rowSize } from "./limits.js"
 
 const ONE_MB = 1024 * 1024
 
-/** A memory table: its storage, and raw access for this repository's own tests. */
-export interface MemoryTable {
-  readonly storage: MemoryStorage
-  /** Writes a row bypassing every check (`undefined` data: no `Data` attribute). */
-  readonly putRaw: (name: string, id: string, data: string | undefined) => void
-  /** Drops every row (a recreated table). */
-  readonly reset: () => void
-}
-
 /** A stored row: `Data` (absent: `undefined`), `Pos` when written by a guarded write, `Del` for a tombstone. */
 interface Cell {
   readonly data: string | undefined
@@ -27,7 +18,13 @@ interface Cell {
   readonly tombstone?: boolean | undefined
 }
 
-export const makeMemoryTable = (table = "memory"): MemoryTable => {
+/**
+ * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
   const partitions = new Map<string, Map<string, Cell>>()
   const partition = (name: string) => {
     let p = partitions.get(name)
@@ -48,7 +45,7 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
   // skip-unchanged bookkeeping must survive just as it must on DynamoDB.
   const request = <X>(apply: () => X): Effect.Effect<X> => Effect.andThen(Effect.yieldNow, Effect.sync(apply))
 
-  const storage: MemoryStorage = {
+  return {
     table,
     get: (name, id) => request(() => rowOf(name, id)),
     getBatch: (name, ids) =>
@@ -155,20 +152,4 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
     },
     rows: (name) => Effect.sync(() => sortedIds(name).map((id) => rowOf(name, id)!))
   }
-
-  return {
-    storage,
-    putRaw: (name, id, data) => {
-      partition(name).set(id, { data })
-    },
-    reset: () => partitions.clear()
-  }
 }
-
-/**
- * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeMemoryStorage = (table = "memory"): MemoryStorage => makeMemoryTable(table).storage
