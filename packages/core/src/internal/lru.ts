@@ -1,6 +1,6 @@
 /**
  * A bounded map that forgets the least recently used key first. The one LRU of the
- * library (version caches, skip-unchanged memories).
+ * library (version caches, the skip-unchanged memory of read-model stores).
  */
 export interface Lru<K, V> {
   /** The value, marking the key as recently used. */

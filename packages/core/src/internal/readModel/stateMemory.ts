@@ -1,6 +1,8 @@
 /**
  * The skip-unchanged memory of read-model stores.
  */
+import { type Lru, makeLru } from "../lru.js"
+
 /**
  * Remembers the last encoded state read or written per key, for skipping unchanged
  * writes. Correct under concurrency: a write makes the key forgotten when it starts and
@@ -9,17 +11,14 @@
  * read that no write overlapped, records its state. Bounded (LRU).
  */
 export class StateMemory {
-  private readonly states = new Map<string, string>()
+  private readonly states: Lru<string, string>
   private readonly inflight = new Map<string, Set<MemoryToken>>()
-  constructor(private readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.states = makeLru(capacity)
+  }
 
   get(key: string): string | undefined {
-    const state = this.states.get(key)
-    if (state !== undefined) {
-      this.states.delete(key)
-      this.states.set(key, state)
-    }
-    return state
+    return this.states.get(key)
   }
 
   begin(key: string, kind: "read" | "write"): MemoryToken {
@@ -47,10 +46,8 @@ export class StateMemory {
       this.states.delete(token.key)
       return
     }
-    if (state === undefined || token.spoiled || this.capacity <= 0) return
-    this.states.delete(token.key)
+    if (state === undefined || token.spoiled) return
     this.states.set(token.key, state)
-    if (this.states.size > this.capacity) this.states.delete(this.states.keys().next().value!)
   }
 
   clear(): void {
