@@ -74,6 +74,7 @@ export {
 export type { ReadError, SaveError } from "./internal/readModel/errors.js"
 export { defaultUnprocessedRetrySchedule, make } from "./internal/readModel/store.js"
 export { makeMemoryStorage } from "./internal/readModel/memoryStorage.js"
+export { chunksOf, Unprocessed, untilProcessed } from "./internal/readModel/unprocessed.js"
 
 // -----------------------------------------------------------------------------
 // storage (the driver's side)

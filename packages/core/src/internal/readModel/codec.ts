@@ -3,7 +3,7 @@
  * JSON, size within DynamoDB's item limit), and a stored row back to a model (JSON, Schema,
  * and the row's key equal to the payload's id). Pure: no storage, no request.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Predicate, Schema } from "effect"
 import { InvalidInputError } from "../../Errors.js"
 import type { StoredRow } from "../../ReadModel.js"
 import { CorruptedReadModelError, ReadModelEncodeError, ReadModelIdMismatchError, ReadModelTooLargeError } from "./errors.js"
@@ -39,7 +39,8 @@ const schemaErrorMessage = (cause: { readonly reasons: ReadonlyArray<{ readonly 
   return typeof message === "string" ? message : String(cause)
 }
 
-const isRowError = (u: unknown): u is RowError => u instanceof CorruptedReadModelError || u instanceof ReadModelIdMismatchError
+const isRowError = (u: unknown): u is RowError =>
+  Predicate.isTagged(u, "CorruptedReadModelError") || Predicate.isTagged(u, "ReadModelIdMismatchError")
 
 /** The codec of repository `name` (in `table`) for `schema`, keyed by `idOf`. */
 export const makeRowCodec = <A>(options: {
