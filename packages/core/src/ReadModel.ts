@@ -56,6 +56,7 @@ import { make } from "./internal/readModel/store.js"
 
 export {
   compareIds,
+  defaultStorageLimits,
   MAX_BATCH_GET,
   MAX_BATCH_WRITE,
   MAX_ID_BYTES,
@@ -141,7 +142,7 @@ export interface ConditionalStorage {
   /** One strongly consistent key lookup, tombstones included (`GetItem`). */
   readonly readGuarded: (name: string, id: string) => Effect.Effect<GuardedRow | undefined, StorageError>
   /**
-   * One strongly consistent lookup of at most {@link MAX_BATCH_GET} distinct ids, tombstones
+   * One strongly consistent lookup of at most `limits.maxBatchGet` distinct ids, tombstones
    * included (`BatchGetItem`): the rows found, in any order, and the ids storage left
    * unprocessed. Used to read the rows of a projection batch at once (`prefetch`).
    */
@@ -196,6 +197,23 @@ export interface ConditionalStorage {
 }
 
 /**
+ * The sizes and batch limits of a storage, which core's rules follow: a model whose row
+ * (`rowSize(name, id, data)` bytes, `data` the model's JSON) is larger than `maxRowBytes`
+ * is refused with a `ReadModelTooLargeError` before any request; `getBatch` is given at
+ * most `maxBatchGet` ids and `writeBatch` at most `maxBatchWrite` operations. Every field
+ * is a positive integer (a function for `rowSize`).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface StorageLimits {
+  readonly maxRowBytes: number
+  readonly rowSize: (name: string, id: string, data: string) => number
+  readonly maxBatchGet: number
+  readonly maxBatchWrite: number
+}
+
+/**
  * What a read-model store needs from a storage driver: single-request primitives on raw
  * rows. Validation, encoding, skip-unchanged writes, the identity map, batching, and the
  * retry of unprocessed items are done once, in {@link make}, for every driver.
@@ -214,7 +232,7 @@ export interface Storage {
   readonly table: string
   /** One key lookup (`GetItem`). */
   readonly get: (name: string, id: string, consistentRead: boolean) => Effect.Effect<StoredRow | undefined, StorageError>
-  /** One lookup of at most {@link MAX_BATCH_GET} distinct ids (`BatchGetItem`); rows in any order. */
+  /** One lookup of at most `limits.maxBatchGet` distinct ids (`BatchGetItem`); rows in any order. */
   readonly getBatch: (
     name: string,
     ids: ReadonlyArray<string>,
@@ -241,7 +259,7 @@ export interface Storage {
   /** One unconditional delete (`DeleteItem`); deleting a missing row is fine. */
   readonly delete: (name: string, id: string) => Effect.Effect<void, StorageError>
   /**
-   * One batch of at most {@link MAX_BATCH_WRITE} writes on distinct ids
+   * One batch of at most `limits.maxBatchWrite` writes on distinct ids
    * (`BatchWriteItem`). Returns the ids storage did not process; the others are written.
    */
   readonly writeBatch: (
@@ -250,6 +268,14 @@ export interface Storage {
   ) => Effect.Effect<{ readonly unprocessed: ReadonlyArray<string> }, StorageError>
   /** The conditional primitives projections need (since 0.2.0; optional). */
   readonly conditional?: ConditionalStorage | undefined
+  /**
+   * The storage's row size formula and limits (since 0.2.0). Optional, and so is each
+   * field: what a storage leaves out is {@link defaultStorageLimits} (DynamoDB's: rows of
+   * at most {@link MAX_ITEM_BYTES} bytes counted by {@link rowSize}, {@link MAX_BATCH_GET}
+   * ids per `getBatch`, {@link MAX_BATCH_WRITE} writes per `writeBatch`), so drivers
+   * written before it keep working unchanged.
+   */
+  readonly limits?: Partial<StorageLimits> | undefined
 }
 
 // -----------------------------------------------------------------------------

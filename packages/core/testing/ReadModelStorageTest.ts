@@ -182,6 +182,7 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
 
   const wrapped: ReadModel.Storage = {
     table: storage.table,
+    limits: storage.limits,
     get: (name, id, consistentRead) => request("GetItem", name, [id], () => storage.get(name, id, consistentRead)),
     getBatch: (name, ids, consistentRead) =>
       request(

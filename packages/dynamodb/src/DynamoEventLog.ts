@@ -26,6 +26,7 @@ import { type Errors, EventLog, type EventStore } from "@dynamo-es/core"
 import { Duration, Effect, Layer } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { fromItem } from "./DynamoEventStore.js"
+import { utf8Length } from "./internal/sizes.js"
 import { checkTableName, ensuring, logTable, type TableMismatchError } from "./Tables.js"
 
 /** Positions per epoch (partition of entries), by default. */
@@ -80,19 +81,7 @@ export interface Entry {
 export const POINTER_THRESHOLD = 4_096
 
 /** The UTF-8 length of a string, without encoding it (what DynamoDB bills and limits). */
-export const utf8Length = (s: string): number => {
-  let n = 0
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) n += 1
-    else if (c < 0x800) n += 2
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      n += 4
-      i++
-    } else n += 3
-  }
-  return n
-}
+export { utf8Length } from "./internal/sizes.js"
 
 /** The entry form of a checked stored event (the fields `EventStore.decodeStored` accepted). */
 export const entryEvent = (e: EventStore.StoredEvent): EntryEvent => {

@@ -42,6 +42,7 @@ import { Config, Effect, Layer, Predicate } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { writeBatch as writeOnce } from "./internal/batchWrite.js"
 import { queryPage as queryPageOnce } from "./internal/query.js"
+import { readModelLimits } from "./internal/sizes.js"
 import { checkTableName, ensuring, readModelsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -299,6 +300,7 @@ export const makeStorage = (tableName: string) =>
 
     const storage: ReadModel.Storage = {
       table,
+      limits: readModelLimits,
       get,
       getBatch,
       queryPage,

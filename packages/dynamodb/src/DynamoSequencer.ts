@@ -26,7 +26,6 @@ import {
   DescribeTableCommand,
   GetItemCommand,
   PutItemCommand,
-  QueryCommand,
   ScanCommand,
   UpdateItemCommand
 } from "@aws-sdk/client-dynamodb"
@@ -39,7 +38,7 @@ import type {
   Shard
 } from "@aws-sdk/client-dynamodb-streams"
 import { Errors, EventLog, EventStore } from "@dynamo-es/core"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Result, Schedule, Schema, Semaphore } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Result, Schedule, Schema, Semaphore, Stream } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import {
   type Checkpoint,
@@ -56,6 +55,7 @@ import {
   utf8Length
 } from "./DynamoEventLog.js"
 import { fromItem } from "./DynamoEventStore.js"
+import { queryItems } from "./internal/query.js"
 import { decodeRecord, type LambdaStreamEvent, type StreamRecord } from "./DynamoStreams.js"
 
 /**
@@ -256,27 +256,11 @@ export const makeCore = (options: SequencerOptions) =>
 
     /** The events of a stream's versions from..to, from the events table (consistent). */
     const readRange = (streamId: string, from: number, to: number) =>
-      Effect.gen(function*() {
-        const out: Array<EventStore.StoredEvent> = []
-        let start: Record<string, AttributeValue> | undefined
-        do {
-          const r = yield* unconditional(client.call("Query", t.events, (c, abortSignal) =>
-            c.send(
-              new QueryCommand({
-                TableName: t.events,
-                KeyConditionExpression: "s = :s AND v BETWEEN :from AND :to",
-                ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { N: String(from) }, ":to": { N: String(to) } },
-                ConsistentRead: true,
-                ExclusiveStartKey: start,
-                ReturnConsumedCapacity: "TOTAL"
-              }),
-              { abortSignal }
-            )))
-          out.push(...(r.Items ?? []).map((item) => fromItem(streamId, item)))
-          start = r.LastEvaluatedKey
-        } while (start !== undefined)
-        return out
-      })
+      Stream.runCollect(queryItems(client, t.events, {
+        KeyConditionExpression: "s = :s AND v BETWEEN :from AND :to",
+        ExpressionAttributeValues: { ":s": { S: streamId }, ":from": { N: String(from) }, ":to": { N: String(to) } },
+        ConsistentRead: true
+      })).pipe(Effect.map((items) => items.map((item) => fromItem(streamId, item))))
 
     const asEntryEvent = (stored: EventStore.StoredEvent): EntryEvent =>
       // An event that does not decode is indexed as a pointer: a reader gets the same

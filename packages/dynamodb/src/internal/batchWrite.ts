@@ -19,9 +19,7 @@ import { BatchWriteItemCommand, type WriteRequest } from "@aws-sdk/client-dynamo
 import { Errors, ReadModel } from "@dynamo-es/core"
 import { Effect, type Schedule } from "effect"
 import { type DynamoClientShape, unconditional } from "../DynamoClient.js"
-
-/** DynamoDB's limit of writes per `BatchWriteItem`. */
-export const MAX_BATCH_WRITE = 25
+import { MAX_BATCH_WRITE } from "./sizes.js"
 
 /**
  * One `BatchWriteItem` of at most {@link MAX_BATCH_WRITE} writes on `table`; succeeds with

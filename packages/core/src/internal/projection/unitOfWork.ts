@@ -13,7 +13,7 @@ import { Effect, Option, type Schema } from "effect"
 import { NotFoundError, StorageError } from "../../Errors.js"
 import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
-import { MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ID_BYTES, rowSize } from "../readModel/limits.js"
+import { limitsOf, MAX_ID_BYTES } from "../readModel/limits.js"
 import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
 import { validateId, validateText } from "../readModel/validation.js"
 
@@ -53,6 +53,7 @@ export const makeUnitOfWork = (options: {
   readonly readConcurrency: number
 }) => {
   const { conditional, mode, storage } = options
+  const limits = limitsOf(storage)
   /** Per repository name: its rows. */
   const rows = new Map<string, Map<string, Entry<any>>>()
   /** Undo log since the last savepoint: (repository, id, entry before). */
@@ -72,7 +73,7 @@ export const makeUnitOfWork = (options: {
   const makeRepository = <A>(spec: RepositorySpec) => {
     const name = spec.name
     const idOf = spec.idOf ?? ((model: A) => (model as { readonly id: string }).id)
-    const codec: RowCodec<A> = makeRowCodec({ table: storage.table, name, schema: spec.schema, idOf })
+    const codec: RowCodec<A> = makeRowCodec({ table: storage.table, name, schema: spec.schema, idOf, limits })
     const table = tableOf(name)
 
     /** The row as storage has it: its model and position (guarded: tombstones included). */
@@ -117,7 +118,7 @@ export const makeUnitOfWork = (options: {
     const prefetch = (ids: ReadonlyArray<string>) =>
       Effect.suspend(() => {
         const missing = [...new Set(ids)].filter((id) => !table.has(id) && validateText("prefetch", "id", id, MAX_ID_BYTES) === undefined)
-        return Effect.forEach(chunksOf(missing, MAX_BATCH_GET), (chunk) => {
+        return Effect.forEach(chunksOf(missing, limits.maxBatchGet), (chunk) => {
           let remaining: ReadonlyArray<string> = chunk
           return untilProcessed(
             defaultUnprocessedRetrySchedule,
@@ -230,7 +231,7 @@ export const makeUnitOfWork = (options: {
       list.push(w.data === null ? { _tag: "Delete", id: w.id } : { _tag: "Put", id: w.id, data: w.data })
       byName.set(w.name, list)
     }
-    const batches = [...byName.entries()].flatMap(([name, ops]) => chunksOf(ops, MAX_BATCH_WRITE).map((batch) => [name, batch] as const))
+    const batches = [...byName.entries()].flatMap(([name, ops]) => chunksOf(ops, limits.maxBatchWrite).map((batch) => [name, batch] as const))
     return Effect.forEach(batches, ([name, batch]) => {
       let remaining = batch
       return untilProcessed(
@@ -264,7 +265,7 @@ export const makeUnitOfWork = (options: {
       name: w.name,
       operation: w.data === null ? { _tag: "Delete" as const, id: w.id } : { _tag: "Put" as const, id: w.id, data: w.data }
     }))
-    const bytes = writes.reduce((sum, w) => sum + rowSize(w.name, w.operation.id, w.operation._tag === "Put" ? w.operation.data : ""), 0)
+    const bytes = writes.reduce((sum, w) => sum + limits.rowSize(w.name, w.operation.id, w.operation._tag === "Put" ? w.operation.data : ""), 0)
     return { writes, bytes }
   }
 

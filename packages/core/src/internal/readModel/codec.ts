@@ -1,13 +1,13 @@
 /**
  * A repository's row codec: a model to the row `save` stores (id checked, Schema-encoded
- * JSON, size within DynamoDB's item limit), and a stored row back to a model (JSON, Schema,
+ * JSON, size within the storage's row limit), and a stored row back to a model (JSON, Schema,
  * and the row's key equal to the payload's id). Pure: no storage, no request.
  */
 import { Effect, Predicate, Schema } from "effect"
 import { InvalidInputError } from "../../Errors.js"
-import type { StoredRow } from "../../ReadModel.js"
+import type { StorageLimits, StoredRow } from "../../ReadModel.js"
 import { CorruptedReadModelError, ReadModelEncodeError, ReadModelIdMismatchError, ReadModelTooLargeError } from "./errors.js"
-import { MAX_ID_BYTES, MAX_ITEM_BYTES, rowSize } from "./limits.js"
+import { MAX_ID_BYTES } from "./limits.js"
 import { validateText } from "./validation.js"
 
 /** A model ready to store: its id and its exact JSON. */
@@ -48,8 +48,11 @@ export const makeRowCodec = <A>(options: {
   readonly name: string
   readonly schema: Schema.Codec<A, unknown>
   readonly idOf: (model: A) => string
+  /** The storage's row size formula and limit. */
+  readonly limits: Pick<StorageLimits, "maxRowBytes" | "rowSize">
 }): RowCodec<A> => {
   const { idOf, name, table } = options
+  const { maxRowBytes, rowSize } = options.limits
   const codec = Schema.toCodecJson(options.schema)
   const encode = Schema.encodeExit(codec as unknown as Schema.Codec<A, unknown>)
   const decode = Schema.decodeUnknownExit(codec as unknown as Schema.Codec<A, unknown>)
@@ -87,8 +90,8 @@ export const makeRowCodec = <A>(options: {
       return Effect.fail(new ReadModelEncodeError({ repository: name, id: modelId, reason: "its encoded form is not a JSON value" }))
     }
     const size = rowSize(name, modelId, data)
-    if (size > MAX_ITEM_BYTES) {
-      return Effect.fail(new ReadModelTooLargeError({ repository: name, id: modelId, sizeBytes: size, maxBytes: MAX_ITEM_BYTES }))
+    if (size > maxRowBytes) {
+      return Effect.fail(new ReadModelTooLargeError({ repository: name, id: modelId, sizeBytes: size, maxBytes: maxRowBytes }))
     }
     return Effect.succeed({ id: modelId, data })
   }

@@ -5,9 +5,9 @@
  */
 import { Effect, type Schedule, type Schema, SchemaAST } from "effect"
 import type { InvalidInputError } from "../../Errors.js"
-import type { ReadModelStoreOptions, RepositoryOptions, Storage } from "../../ReadModel.js"
+import type { ReadModelStoreOptions, RepositoryOptions, Storage, StorageLimits } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "./codec.js"
-import { MAX_NAME_BYTES } from "./limits.js"
+import { limitsOf, MAX_NAME_BYTES } from "./limits.js"
 import { StateMemory } from "./stateMemory.js"
 import { defaultUnprocessedRetrySchedule } from "./unprocessed.js"
 import { checkRepositoryOptions, validateText } from "./validation.js"
@@ -16,6 +16,8 @@ import { checkRepositoryOptions, validateText } from "./validation.js"
 export interface StoreContext {
   readonly storage: Storage
   readonly table: string
+  /** The limits the storage declares, defaults filled in. */
+  readonly limits: StorageLimits
   /** The skip-unchanged memory, shared by every repository of the store. */
   readonly memory: StateMemory
   readonly writeConcurrency: number
@@ -26,6 +28,7 @@ export interface StoreContext {
 export const makeStoreContext = (storage: Storage, options: ReadModelStoreOptions): StoreContext => ({
   storage,
   table: storage.table,
+  limits: limitsOf(storage),
   memory: new StateMemory(options.skipUnchanged === false ? 0 : options.snapshotCapacity ?? 100_000),
   writeConcurrency: Math.max(1, options.writeConcurrency ?? 8),
   readConcurrency: Math.max(1, options.readConcurrency ?? 4),
@@ -64,7 +67,7 @@ export const makeRepositoryContext = <A>(
       pageSize: options.pageSize,
       idOf,
       modelName: options.modelName ?? SchemaAST.resolveIdentifier(schema.ast) ?? name,
-      codec: makeRowCodec({ table: store.table, name, schema, idOf }),
+      codec: makeRowCodec({ table: store.table, name, schema, idOf, limits: store.limits }),
       keyOf: (id: string) => `${name}\u0000${id}`
     }
   })

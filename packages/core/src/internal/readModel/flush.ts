@@ -1,5 +1,6 @@
 /**
- * The flush of a unit of work: staged removes and saves in batches of 25 (never mixed),
+ * The flush of a unit of work: staged removes and saves in batches of `maxBatchWrite` (25 on
+ * DynamoDB; never mixed),
  * `writeConcurrency` batches in flight, unprocessed items retried with backoff, saves
  * known to be stored dropped without a request, and exact accounting when it fails: what
  * was confirmed written is no longer pending, everything else is (`DeferredFlushFailed`).
@@ -10,7 +11,6 @@ import { StorageError } from "../../Errors.js"
 import type { FlushResult, WriteOperation } from "../../ReadModel.js"
 import type { RepositoryContext } from "./context.js"
 import { DeferredFlushFailed } from "./errors.js"
-import { MAX_BATCH_WRITE } from "./limits.js"
 import { chunksOf, untilProcessed } from "./unprocessed.js"
 
 /** A staged operation; `seq` tells a later staging of the same id apart. */
@@ -113,8 +113,8 @@ const flushOnce = <A>(
     })
 
   const batches = [
-    ...chunksOf(removes, MAX_BATCH_WRITE).map((batch) => ["remove", batch] as const),
-    ...chunksOf(saves, MAX_BATCH_WRITE).map((batch) => ["save", batch] as const)
+    ...chunksOf(removes, ctx.limits.maxBatchWrite).map((batch) => ["remove", batch] as const),
+    ...chunksOf(saves, ctx.limits.maxBatchWrite).map((batch) => ["save", batch] as const)
   ]
   return Effect.forEach(batches, ([operation, batch]) => runBatch(operation, batch), {
     concurrency: ctx.writeConcurrency,

@@ -1,12 +1,17 @@
 /**
- * The limits and key order of read models: DynamoDB's, which every implementation keeps so
- * that memory and DynamoDB refuse the same models and list them in the same order.
+ * The limits and key order of read models. A storage declares its row size formula and
+ * limits (`ReadModel.Storage.limits`); the values here are the defaults of a storage that
+ * declares none, and those of the memory storage, which mimics DynamoDB (the DynamoDB
+ * driver declares its own, the same). Ids and names are limited to 1024 bytes and sorted
+ * by UTF-8 bytes everywhere.
  */
+import type { Storage, StorageLimits } from "../../ReadModel.js"
 import { utf8Length } from "../inputs.js"
 
 /**
  * DynamoDB's item size limit (400 KB), counted as DynamoDB counts it: attribute names
- * plus values of `Name`, `Id` and `Data`.
+ * plus values of `Name`, `Id` and `Data`. The default `maxRowBytes` of a storage's
+ * {@link StorageLimits}, and the memory storage's.
  *
  * @since 0.1.0
  * @category constants
@@ -30,7 +35,7 @@ export const MAX_ID_BYTES = 1024
 export const MAX_NAME_BYTES = 1024
 
 /**
- * Keys per `BatchGetItem` (DynamoDB's limit).
+ * Keys per `BatchGetItem` (DynamoDB's limit); the default `maxBatchGet`.
  *
  * @since 0.1.0
  * @category constants
@@ -38,7 +43,7 @@ export const MAX_NAME_BYTES = 1024
 export const MAX_BATCH_GET = 100
 
 /**
- * Writes per `BatchWriteItem` (DynamoDB's limit).
+ * Writes per `BatchWriteItem` (DynamoDB's limit); the default `maxBatchWrite`.
  *
  * @since 0.1.0
  * @category constants
@@ -69,10 +74,45 @@ export const compareIds = (a: string, b: string): number => {
 }
 
 /**
- * The size DynamoDB counts for a read-model row: attribute names and values.
+ * The size DynamoDB counts for a read-model row: attribute names and values. The default
+ * `rowSize` of a storage's {@link StorageLimits}, and the memory storage's.
  *
  * @since 0.1.0
  * @category utils
  */
 export const rowSize = (name: string, id: string, data: string): number =>
   4 + utf8Length(name) + 2 + utf8Length(id) + 4 + utf8Length(data)
+
+/**
+ * The limits of a storage that declares none: DynamoDB's ({@link MAX_ITEM_BYTES},
+ * {@link rowSize}, {@link MAX_BATCH_GET}, {@link MAX_BATCH_WRITE}). The memory storage
+ * declares these.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const defaultStorageLimits: StorageLimits = {
+  maxRowBytes: MAX_ITEM_BYTES,
+  rowSize,
+  maxBatchGet: MAX_BATCH_GET,
+  maxBatchWrite: MAX_BATCH_WRITE
+}
+
+const positiveInteger = (storage: Storage, field: string, n: number): number => {
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`ReadModel.make: the storage of table "${storage.table}" declares limits.${field} = ${String(n)}; expected a positive integer`)
+  }
+  return n
+}
+
+/** The limits `storage` declares, defaults filled in; dies on a limit that is not a positive integer. */
+export const limitsOf = (storage: Storage): StorageLimits => {
+  const declared = storage.limits
+  if (declared === undefined) return defaultStorageLimits
+  return {
+    maxRowBytes: positiveInteger(storage, "maxRowBytes", declared.maxRowBytes ?? MAX_ITEM_BYTES),
+    rowSize: declared.rowSize ?? rowSize,
+    maxBatchGet: positiveInteger(storage, "maxBatchGet", declared.maxBatchGet ?? MAX_BATCH_GET),
+    maxBatchWrite: positiveInteger(storage, "maxBatchWrite", declared.maxBatchWrite ?? MAX_BATCH_WRITE)
+  }
+}

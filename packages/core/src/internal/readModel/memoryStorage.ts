@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { StorageError } from "../../Errors.js"
 import type { MemoryStorage, StoredRow } from "../../ReadModel.js"
-import { compareIds, rowSize } from "./limits.js"
+import { compareIds, defaultStorageLimits, rowSize } from "./limits.js"
 
 const ONE_MB = 1024 * 1024
 
@@ -47,6 +47,8 @@ export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
 
   return {
     table,
+    // It mimics DynamoDB: DynamoDB's row size formula and limits.
+    limits: defaultStorageLimits,
     get: (name, id) => request(() => rowOf(name, id)),
     getBatch: (name, ids) =>
       // DynamoDB returns the rows of a batch in no particular order: so does this (reversed).

@@ -1,6 +1,6 @@
 /**
  * The reads of a repository: `find`/`get` (one `GetItem`), `findBy` on ids (`GetItem`, or
- * `BatchGetItem` per 100 ids with unprocessed keys retried), `findAll` and `findBy` on
+ * `BatchGetItem` per `maxBatchGet` ids (100 on DynamoDB) with unprocessed keys retried), `findAll` and `findBy` on
  * fields (the partition, one `Query` per page). Strongly consistent reads feed the
  * skip-unchanged memory.
  */
@@ -11,7 +11,6 @@ import type { Criteria, Repository, StoredRow } from "../../ReadModel.js"
 import type { RepositoryContext } from "./context.js"
 import { parseCriteria } from "./criteria.js"
 import { type ReadError, UnresolvedIdsError } from "./errors.js"
-import { MAX_BATCH_GET } from "./limits.js"
 import { chunksOf, untilProcessed } from "./unprocessed.js"
 import { validateId } from "./validation.js"
 
@@ -56,7 +55,7 @@ export const makeReads = <A>(ctx: RepositoryContext<A>): Reads<A> => {
     )
   }
 
-  /** One lookup of up to 100 distinct ids (`BatchGetItem`), unprocessed keys retried with backoff. */
+  /** One lookup of up to `maxBatchGet` distinct ids (`BatchGetItem`), unprocessed keys retried with backoff. */
   const fetchChunk = (ids: ReadonlyArray<string>) =>
     Effect.suspend(() => {
       const tokens = consistentRead ? ids.map((id) => [id, memory.begin(keyOf(id), "read")] as const) : []
@@ -96,7 +95,7 @@ export const makeReads = <A>(ctx: RepositoryContext<A>): Reads<A> => {
   const lookup: Reads<A>["lookup"] = (ids) => {
     if (ids.length === 0) return Effect.succeed([])
     if (ids.length === 1) return fetchOne(ids[0]!).pipe(Effect.map((o) => (Option.isSome(o) ? [o.value] : [])))
-    return Effect.forEach(chunksOf(ids, MAX_BATCH_GET), fetchChunk, { concurrency: ctx.readConcurrency }).pipe(
+    return Effect.forEach(chunksOf(ids, ctx.limits.maxBatchGet), fetchChunk, { concurrency: ctx.readConcurrency }).pipe(
       Effect.map((chunks) => {
         const byId = new Map<string, A>()
         for (const chunk of chunks) for (const model of chunk) byId.set(idOf(model), model)
