@@ -523,11 +523,11 @@ export interface ReadModelStoreOptions {
    * turn this off, or call `clearSnapshots`.
    */
   readonly skipUnchanged?: boolean | undefined
-  /** How many (repository, id) states are remembered, least recently used first out. Default 100,000. */
+  /** How many (repository, id) states are remembered, least recently used first out: an integer >= 0 (0 remembers nothing). Default 100,000. */
   readonly snapshotCapacity?: number | undefined
-  /** Batch write requests in flight during a `flush`. Default 8. */
+  /** Batch write requests in flight during a `flush`: an integer >= 1. Default 8. */
   readonly writeConcurrency?: number | undefined
-  /** Batch lookups (100 ids each) in flight during `findBy({ id: [...] })`. Default 4. */
+  /** Batch lookups (`maxBatchGet` ids each) in flight during `findBy({ id: [...] })`: an integer >= 1. Default 4. */
   readonly readConcurrency?: number | undefined
   /**
    * Backoff between attempts at unprocessed items (`UnprocessedItems`/`UnprocessedKeys`).

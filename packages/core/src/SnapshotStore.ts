@@ -245,11 +245,7 @@ export interface Storage {
 const checkSave = Inputs.validate(Inputs.SaveSnapshot)
 const checkLoad = Inputs.validate(Inputs.LoadSnapshotOptions)
 
-const validateKeepLast = (keepLast: number | undefined): number => {
-  const n = keepLast ?? 3
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`SnapshotStore: keepLast must be an integer >= 1, got ${n}`)
-  return n
-}
+const checkOptions = Inputs.optionsOrDie("SnapshotStore.make", Inputs.SnapshotStoreOptions)
 
 /** A load's chosen snapshot disappeared between `list` and `read`: list again. */
 class Vanished {
@@ -278,8 +274,8 @@ class Vanished {
  * @category constructors
  */
 export const make = (storage: Storage, options: SnapshotStoreOptions = {}): Effect.Effect<SnapshotStoreShape> =>
-  Effect.sync(() => {
-    const keepLast = validateKeepLast(options.keepLast)
+  Effect.map(checkOptions(options), (checked) => {
+    const keepLast = checked?.keepLast ?? 3
     const maxStateBytes = storage.maxStateBytes
 
     const retention = (streamId: string) =>

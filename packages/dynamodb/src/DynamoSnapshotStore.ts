@@ -25,7 +25,7 @@
  */
 import { type AttributeValue, PutItemCommand, type WriteRequest } from "@aws-sdk/client-dynamodb"
 import { Errors, ReadModel, SnapshotStore } from "@dynamo-es/core"
-import { Clock, Config, Duration, Effect, Layer, Schema, Stream } from "effect"
+import { Cause, Clock, Config, Duration, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { decodeTime, monotonicFactory } from "ulid"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
@@ -124,6 +124,18 @@ const parseHeader = (item: Record<string, AttributeValue>): Header | undefined =
  */
 export type DynamoSnapshotStorageOptions = Pick<DynamoSnapshotStoreOptions, "compression" | "orphanGracePeriod" | "partBytes">
 
+/** The storage options as a Schema, decoded once by {@link makeStorage}. */
+const StorageOptions = Schema.Struct({
+  compression: Schema.optional(Schema.Literals(["gzip", "none"])),
+  orphanGracePeriod: Schema.optional(Schema.Unknown.check(Schema.makeFilter((u: unknown) =>
+    Option.isSome(Duration.fromInput(u as Duration.Input)) ? undefined : "must be a Duration input"
+  ))),
+  partBytes: Schema.optional(Schema.Number.check(Schema.makeFilter((n: number) =>
+    Number.isSafeInteger(n) && n >= 1 && n <= 399_000 ? undefined : "must be an integer from 1 to 399000"
+  )))
+})
+const decodeStorageOptions = Schema.decodeUnknownExit(StorageOptions)
+
 /** What {@link makeStorage} hands out as a listed snapshot's `ref`. */
 const headerOf = (s: SnapshotStore.StoredSnapshot): Header => s.ref as Header
 
@@ -132,8 +144,9 @@ const headerOf = (s: SnapshotStore.StoredSnapshot): Header => s.ref as Header
  * layout and the requests): `list` is one `Query` over the headers, `write` the parts
  * (`BatchWriteItem`) then the header (`PutItem`), `read` nothing more for an inline state or
  * one `Query` for the parts, `remove` deletes by key and sweeps orphan parts. For drivers
- * and tests; most code uses {@link make} or the layers. Dies when the table name or
- * `partBytes` is invalid.
+ * and tests; most code uses {@link make} or the layers. Dies with a message naming the
+ * option when the table name or an option is invalid (`compression` not `"gzip"` or
+ * `"none"`, `orphanGracePeriod` not a duration, `partBytes` not an integer from 1 to 399,000).
  *
  * @since 0.2.0
  * @category constructors
@@ -142,10 +155,12 @@ export const makeStorage = (tableName: string, options: DynamoSnapshotStorageOpt
   Effect.gen(function*() {
     const client = yield* DynamoClient
     const table = yield* checkTableName("DynamoSnapshotStore", tableName)
-    const partBytes = options.partBytes ?? 390_000
-    if (!Number.isSafeInteger(partBytes) || partBytes < 1 || partBytes > 399_000) {
-      return yield* Effect.die(new Error(`DynamoSnapshotStore: partBytes must be 1..399000, got ${partBytes}`))
+    const checked = decodeStorageOptions(options)
+    if (Exit.isFailure(checked)) {
+      const error = Cause.squash(checked.cause)
+      return yield* Effect.die(new Error(`DynamoSnapshotStore: invalid options: ${error instanceof Error ? error.message : String(error)}`))
     }
+    const partBytes = options.partBytes ?? 390_000
     const compress = options.compression === "gzip"
     const orphanGraceMillis = Duration.toMillis(options.orphanGracePeriod ?? Duration.minutes(15))
 

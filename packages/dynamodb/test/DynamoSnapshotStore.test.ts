@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { SnapshotStore } from "@dynamo-es/core"
 import { snapshotStoreConformance, stringOfJsonBytes } from "@dynamo-es/core/testing/SnapshotStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { ConfigProvider, Effect, Exit, Layer, Option, Schedule } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Schedule } from "effect"
 import { DynamoClient, DynamoSnapshotStore, Tables } from "../src/index.js"
 import { countItems, instrumentedClient, sdkError } from "./helpers.js"
 import { failure as fail } from "@dynamo-es/core/testing/utils"
@@ -281,4 +281,19 @@ describe("DynamoSnapshotStore", { timeout: 120_000 }, () => {
       }
       yield* Tables.deleteTables([tableName])
     }).pipe(Effect.provide(client)))
+})
+
+describe("DynamoSnapshotStore options", () => {
+  it.live("options are decoded with a Schema: misuse dies with a message naming the option, before any request", () =>
+    Effect.gen(function*() {
+      const died = (options: Record<string, unknown>) =>
+        Effect.exit(DynamoSnapshotStore.makeStorage("snapshots", options as DynamoSnapshotStore.DynamoSnapshotStorageOptions)).pipe(
+          Effect.map((exit) => (Exit.isFailure(exit) && Cause.hasDies(exit.cause) ? String(Cause.squash(exit.cause)) : ""))
+        )
+      const provided = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, client)
+      assert.match(yield* provided(died({ partBytes: 0 })), /DynamoSnapshotStore: invalid options: .*integer from 1 to 399000/s)
+      assert.match(yield* provided(died({ partBytes: "big" })), /DynamoSnapshotStore: invalid options/)
+      assert.match(yield* provided(died({ compression: "zip" })), /DynamoSnapshotStore: invalid options/)
+      assert.match(yield* provided(died({ orphanGracePeriod: "soon" })), /DynamoSnapshotStore: invalid options: .*Duration/s)
+    }))
 })

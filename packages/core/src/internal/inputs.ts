@@ -6,7 +6,7 @@
  * The limits are DynamoDB's where DynamoDB has one (item and key sizes, transactions);
  * where the library adds one (TTL range, page size) it is documented in the README.
  */
-import { Cause, Duration, Effect, Exit, Option, Schema, SchemaIssue } from "effect"
+import { Cause, Duration, Effect, Exit, Option, Schedule, Schema, SchemaIssue } from "effect"
 import { ExpectedVersionSchema, InvalidInputError } from "../Errors.js"
 
 /** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
@@ -219,3 +219,34 @@ export const validate = <S extends Schema.Decoder<unknown>>(schema: S) => {
     )
   }
 }
+
+/**
+ * A constructor's options checked against `schema`, once: the decoded options, or a defect
+ * (constructor misuse is a programming error) whose message names the constructor, the
+ * option and what is wrong, e.g. `ReadModel.make: invalid options.writeConcurrency: must be
+ * an integer >= 1`.
+ */
+export const optionsOrDie = <S extends Schema.Decoder<unknown>>(constructor: string, schema: S) => {
+  const check = validate(schema)
+  return (input: unknown): Effect.Effect<S["Type"]> =>
+    check(constructor, "options", input).pipe(
+      Effect.mapError((e) => new Error(`${constructor}: invalid ${e.field}: ${e.reason}`)),
+      Effect.orDie
+    )
+}
+
+const isScheduleValue = (u: unknown) => (Schedule.isSchedule(u) ? undefined : "must be a Schedule")
+
+/** `ReadModel.make`'s options (`ReadModelStoreOptions`; other fields, e.g. a driver's, pass). */
+export const ReadModelStoreOptions = Schema.UndefinedOr(Schema.Struct({
+  skipUnchanged: Schema.optional(Schema.Boolean),
+  snapshotCapacity: Schema.optional(NonNegativeInt),
+  writeConcurrency: Schema.optional(PositiveInt),
+  readConcurrency: Schema.optional(PositiveInt),
+  unprocessedRetrySchedule: Schema.optional(Schema.Unknown.check(Schema.makeFilter(isScheduleValue)))
+}))
+
+/** `SnapshotStore.make`'s options (`SnapshotStoreOptions`; other fields, e.g. a driver's, pass). */
+export const SnapshotStoreOptions = Schema.UndefinedOr(Schema.Struct({
+  keepLast: Schema.optional(PositiveInt)
+}))

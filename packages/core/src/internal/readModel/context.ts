@@ -25,13 +25,14 @@ export interface StoreContext {
   readonly retrySchedule: Schedule.Schedule<unknown>
 }
 
+/** `options` are checked (`ReadModel.make` decodes them with their Schema first). */
 export const makeStoreContext = (storage: Storage, options: ReadModelStoreOptions): StoreContext => ({
   storage,
   table: storage.table,
   limits: limitsOf(storage),
   memory: new StateMemory(options.skipUnchanged === false ? 0 : options.snapshotCapacity ?? 100_000),
-  writeConcurrency: Math.max(1, options.writeConcurrency ?? 8),
-  readConcurrency: Math.max(1, options.readConcurrency ?? 4),
+  writeConcurrency: options.writeConcurrency ?? 8,
+  readConcurrency: options.readConcurrency ?? 4,
   retrySchedule: options.unprocessedRetrySchedule ?? defaultUnprocessedRetrySchedule
 })
 
