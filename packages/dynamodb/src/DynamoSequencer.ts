@@ -10,9 +10,11 @@
  *   log stays dense and nothing is indexed twice even with two sequencers at once; the lease
  *   only keeps a second instance idle.
  * - Per stream, version `v` is indexed only after `v - 1`. The last indexed version of a
- *   stream is cached; the truth is the stream item of the log table, raised after each entry
- *   (before the next), and after folding entries written by someone else. A hole (`v` above
- *   the next version) is repaired with a consistent `Query` of the events table.
+ *   stream is cached; the truth is the stream item of the log table together with the
+ *   entries after the position its items were last raised for (`r` in each entry): items are
+ *   raised lazily (`streamItemsEvery` entries or `streamItemsInterval`), and the entries since
+ *   are kept in memory and read again at start. A hole (`v` above the next version) is
+ *   repaired with a consistent `Query` of the events table.
  * - The checkpoint (shard -> last sequence number) is in each entry: an entry and its
  *   checkpoint are one item. Redelivered records are dropped by sequence number and by version.
  * - `TrimmedDataAccessException` (the sequencer was down longer than the stream's 24 hours):
@@ -107,6 +109,17 @@ export interface SequencerOptions {
    * table.
    */
   readonly checkpointInterval?: Duration.Input | undefined
+  /**
+   * The stream items (last indexed version of each stream: `listStreams` and the version
+   * check) are raised lazily, after this many entries (default 20) or this long after the
+   * last raise (`streamItemsInterval`, default 5 seconds), whichever comes first. A stream
+   * written in several entries in between pays one write. Until then the entries since the
+   * last raise are the truth (in memory, and read again at start). A new stream is listed by
+   * `listStreams` at most about this late.
+   */
+  readonly streamItemsEvery?: number | undefined
+  /** See `streamItemsEvery` (default 5 seconds). */
+  readonly streamItemsInterval?: Duration.Input | undefined
 }
 
 /**
@@ -167,43 +180,80 @@ export const makeCore = (options: SequencerOptions) =>
           { abortSignal }
         ))).pipe(Effect.map((r) => Number(r.Item?.v?.N ?? 0)))
 
+    /**
+     * The last indexed version of a stream: the stored item covers the entries up to
+     * `raised`, `dirty` those after it (the cache holds what either said).
+     */
     const indexedVersion = (streamId: string) => {
       const cached = versions.get(streamId)
-      return cached !== undefined ? Effect.succeed(cached) : Effect.map(storedVersion(streamId), (v) => {
-        remember(streamId, v)
-        return v
+      const pending = dirty.get(streamId)?.v ?? 0
+      return cached !== undefined ? Effect.succeed(Math.max(cached, pending)) : Effect.map(storedVersion(streamId), (v) => {
+        remember(streamId, Math.max(v, pending))
+        return Math.max(v, pending)
       })
     }
 
-    /** Raises the stream items of an entry (monotonic, so idempotent and safe for a stale writer). */
-    const raiseStreams = (entry: Entry) => {
-      const last = new Map<string, { v: number; n: number }>()
-      entry.events.forEach((e, i) => last.set(e.s, { v: e.v, n: entry.first + i }))
-      return Effect.forEach(last, ([streamId, { n, v }]) =>
-        client.call("UpdateItem", t.table, (c) =>
-          c.send(
-            new UpdateItemCommand({
-              TableName: t.table,
-              Key: streamKey(categoryOf(streamId), streamId),
-              UpdateExpression: "SET v = :v, n = :n",
-              ConditionExpression: "attribute_not_exists(v) OR v < :v",
-              ExpressionAttributeValues: { ":v": { N: String(v) }, ":n": { N: String(n) } },
-              ReturnConsumedCapacity: "TOTAL"
-            })
-          )).pipe(
-            Effect.catchTag("ConditionFailed", () => Effect.void),
-            unconditional,
-            Effect.tap(() => Effect.sync(() => remember(streamId, v)))
-          ), { concurrency: 8, discard: true })
-    }
+    /**
+     * Stream items are raised lazily. `raised`: every entry up to this position has its stream
+     * items raised (each entry records it as `r`, still true later since items only grow).
+     * `dirty`: the last version (and position) of each stream in the entries this instance
+     * folded since its last raise: never evicted, so that with the stored items it is the truth.
+     */
+    let raised = 0
+    const dirty = new Map<string, { v: number; n: number }>()
+    const flushEvery = Math.max(1, options.streamItemsEvery ?? 20)
+    const flushInterval = Duration.toMillis(Duration.fromInputUnsafe(options.streamItemsInterval ?? "5 seconds"))
+    let entriesSinceFlush = 0
+    let flushedAt = Date.now()
 
-    /** Takes an entry (read from the log) into the state. */
+    /** Raises one stream item (monotonic, so idempotent and safe for a stale writer). */
+    const raise = (streamId: string, v: number, n: number) =>
+      client.call("UpdateItem", t.table, (c) =>
+        c.send(
+          new UpdateItemCommand({
+            TableName: t.table,
+            Key: streamKey(categoryOf(streamId), streamId),
+            UpdateExpression: "SET v = :v, n = :n",
+            ConditionExpression: "attribute_not_exists(v) OR v < :v",
+            ExpressionAttributeValues: { ":v": { N: String(v) }, ":n": { N: String(n) } },
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        )).pipe(Effect.catchTag("ConditionFailed", () => Effect.void), unconditional)
+
+    /** Raises the stream items of every entry folded so far; then `raised` is the head. */
+    const flush = Effect.suspend(() => {
+      const through = next - 1
+      const batch = [...dirty]
+      return Effect.forEach(batch, ([streamId, { n, v }]) => raise(streamId, v, n), { concurrency: 8, discard: true }).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            for (const [streamId, value] of batch) if (dirty.get(streamId) === value) dirty.delete(streamId)
+            raised = Math.max(raised, through)
+            entriesSinceFlush = 0
+            flushedAt = Date.now()
+          })
+        )
+      )
+    })
+
+    /** `flush` once `streamItemsEvery` entries or `streamItemsInterval` have passed. */
+    const flushDue = Effect.suspend(() =>
+      dirty.size > 0 && (entriesSinceFlush >= flushEvery || Date.now() - flushedAt >= flushInterval) ? flush : Effect.void
+    )
+
+    /** Takes an entry (written, or read from the log) into the state. */
     const fold = (entry: Entry) =>
-      Effect.gen(function*() {
-        yield* raiseStreams(entry)
+      Effect.sync(() => {
+        entry.events.forEach((e, i) => {
+          const known = dirty.get(e.s)
+          if (known === undefined || known.v < e.v) dirty.set(e.s, { v: e.v, n: entry.first + i })
+          remember(e.s, e.v)
+        })
         next = entry.first + entry.events.length
         previousFirst = entry.first
         checkpoint = entry.checkpoint
+        if (entry.raised !== undefined) raised = Math.max(raised, entry.raised)
+        entriesSinceFlush++
       })
 
     /** Reads and folds every entry from `next` on (written by someone else). */
@@ -242,9 +292,17 @@ export const makeCore = (options: SequencerOptions) =>
       })
 
     const load = Effect.gen(function*() {
+      // The entries after the head's `raised` may lack their stream items: read and fold them
+      // all (at most `streamItemsEvery` entries, or what one `streamItemsInterval` wrote).
       const head = yield* t.lastEntry(true)
-      if (head !== undefined) yield* fold(head)
-      yield* catchUp
+      if (head !== undefined) {
+        raised = head.raised ?? head.first - 1
+        next = raised + 1
+        yield* catchUp
+        if (next < head.first + head.events.length) {
+          return yield* Effect.die(new Error(`DynamoSequencer: the log's entries after position ${raised} do not reach its head entry at ${head.first}`))
+        }
+      }
       const saved = yield* savedCheckpoint
       const merged: Record<string, string> = { ...checkpoint }
       for (const [shard, at] of Object.entries(saved)) {
@@ -400,7 +458,8 @@ export const makeCore = (options: SequencerOptions) =>
               first: next,
               events: parts[i]!,
               checkpoint: i === parts.length - 1 ? planned.checkpoint : checkpoint,
-              token
+              token,
+              raised
             }
             if (!(yield* writeEntry(entry))) {
               lost = true
@@ -410,7 +469,10 @@ export const makeCore = (options: SequencerOptions) =>
             savedAt = Date.now()
             written += entry.events.length
           }
-          if (!lost) return written
+          if (!lost) {
+            yield* flushDue
+            return written
+          }
           // Someone else extended the log: take their entries in, then plan again.
           yield* catchUp
         }
@@ -439,6 +501,8 @@ export const makeCore = (options: SequencerOptions) =>
         for (const id of shardIds) delete kept[id]
         checkpoint = kept
       },
+      flush,
+      flushDue,
       table: t
     }
   })
@@ -771,7 +835,11 @@ const loop = (
       for (const shard of readable) {
         if (yield* step(shard.ShardId!)) progressed = true
       }
-      if (!progressed) yield* Effect.sleep(pollInterval)
+      if (!progressed) {
+        // Quiet: raise the stream items of the last entries once `streamItemsInterval` passed.
+        yield* lock.withPermits(1)(core.flushDue)
+        yield* Effect.sleep(pollInterval)
+      }
     }
   })
 
@@ -828,6 +896,7 @@ export interface BatchResponse {
 export const handleLambdaEvent = (core: Core, event: LambdaStreamEvent): Effect.Effect<BatchResponse> =>
   core.catchUp.pipe(
     Effect.andThen(core.index(event.Records.map((record) => ({ record })))),
+    Effect.andThen(core.flushDue),
     Effect.as<BatchResponse>({ batchItemFailures: [] }),
     Effect.catchCause((cause) =>
       Effect.logError("DynamoSequencer (Lambda): the batch is retried", cause).pipe(
