@@ -187,7 +187,8 @@ export const eventLogConformance = (name: string, makeLog: MakeLog, options: { r
         yield* awaitLogged(11)
         const log = yield* EventLog.EventLog
         // A stream id may be listed moments after its first event is in the log (DynamoDB:
-        // the stream items are written after the entry): look again until all are there.
+        // the stream items are raised lazily after the entries, every `streamItemsInterval`):
+        // look again until all are there.
         const listed = yield* Stream.runCollect(log.listStreams({ category: cat })).pipe(
           Effect.filterOrFail((l) => l.length >= ids.length),
           Effect.retry({ times: 100, schedule: Schedule.spaced("20 millis") }),

@@ -872,6 +872,63 @@ export const layer = (options: RunOptions): Layer.Layer<never, never, DynamoClie
 // -----------------------------------------------------------------------------
 
 /**
+ * @since 0.2.0
+ * @category lambda
+ */
+export interface EventSourceMappingOptions {
+  /** The events table's name, as in `Tables.eventsTable(name)` of the same template. */
+  readonly eventsTable: string
+  /** The sequencer function (`lambdaHandler`): a name, an ARN, or a CloudFormation reference such as `{ Ref: "Sequencer" }`. */
+  readonly functionName: unknown
+  /** Records per invocation (default 1,000: one entry per batch keeps the write cost low). */
+  readonly batchSize?: number | undefined
+  /** How long Lambda gathers records before invoking (default 1 s: the lag it adds). */
+  readonly batchingWindowSeconds?: number | undefined
+  /**
+   * Where a new mapping starts (default `TRIM_HORIZON`: the stream's last 24 hours, so that
+   * nothing written since is missed; older history is a backfill, `repairScan`).
+   */
+  readonly startingPosition?: "TRIM_HORIZON" | "LATEST" | undefined
+}
+
+/**
+ * The Lambda event source mapping of the sequencer on the events table's stream, as a
+ * CloudFormation `Resources` object to merge with `Tables.cloudFormation([...])` (the stream
+ * ARN refers to the events table's resource there; `dynamo-es tables print
+ * --sequencer-function NAME` prints both). Settings that the log's guarantees need:
+ * `FunctionResponseTypes: ["ReportBatchItemFailures"]` (a failed batch is retried from the
+ * record the handler names), `MaximumRetryAttempts: -1` and `MaximumRecordAgeInSeconds: -1`
+ * (retry until it succeeds: a record given up would be a hole, repaired only when a later
+ * version of its stream comes), no bisection and no on-failure destination, and
+ * `ParallelizationFactor: 1` (one invocation per shard, so a stream's records come in order).
+ *
+ * @since 0.2.0
+ * @category lambda
+ */
+export const eventSourceMapping = (options: EventSourceMappingOptions): Record<string, unknown> => {
+  // The logical id `Tables.cloudFormation` gives the events table's resource.
+  const table = options.eventsTable.replace(/[^A-Za-z0-9]/g, "") + "Table"
+  return {
+    [`${table}SequencerMapping`]: {
+      Type: "AWS::Lambda::EventSourceMapping",
+      Properties: {
+        EventSourceArn: { "Fn::GetAtt": [table, "StreamArn"] },
+        FunctionName: options.functionName,
+        StartingPosition: options.startingPosition ?? "TRIM_HORIZON",
+        BatchSize: options.batchSize ?? 1000,
+        MaximumBatchingWindowInSeconds: options.batchingWindowSeconds ?? 1,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        MaximumRetryAttempts: -1,
+        MaximumRecordAgeInSeconds: -1,
+        BisectBatchOnFunctionError: false,
+        ParallelizationFactor: 1,
+        Enabled: true
+      }
+    }
+  }
+}
+
+/**
  * What a Lambda handler on a DynamoDB Stream returns to report a partial failure (with
  * `FunctionResponseTypes: ["ReportBatchItemFailures"]` on the event source mapping).
  *

@@ -4,12 +4,12 @@
  * at once, expired iterators, trimmed data and backfill.
  */
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { type EventLog, EventStore } from "@dynamo-es/core"
 import { assertLogShape } from "@dynamo-es/core/testing/EventLogConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
-import { DynamoClient, DynamoEventLog, DynamoEventStore, DynamoSequencer } from "../src/index.js"
+import { DynamoClient, DynamoEventLog, DynamoEventStore, DynamoSequencer, Tables } from "../src/index.js"
 import { instrumentedClient, sdkError } from "./helpers.js"
 import { fast, freshTables, streamsClient } from "./logHelpers.js"
 import { readWholeStream } from "./streamHelpers.js"
@@ -625,5 +625,25 @@ describe("DynamoSequencer", () => {
         const rest = yield* Stream.runCollect(w.log.readAll({ from: 2 }))
         assert.deepStrictEqual(rest.map(key), ["good-2@1"])
       }))
+  })
+})
+
+describe("DynamoSequencer.eventSourceMapping", () => {
+  it("is the Lambda mapping on the events table's stream in the printed template: partial failures reported, retried until it succeeds", () => {
+    const template = {
+      ...Tables.cloudFormation([Tables.eventsTable("my-events"), Tables.logTable("my-log")]),
+      ...DynamoSequencer.eventSourceMapping({ eventsTable: "my-events", functionName: { Ref: "Sequencer" } })
+    } as Record<string, any>
+    const mapping = template["myeventsTableSequencerMapping"]
+    assert.strictEqual(mapping.Type, "AWS::Lambda::EventSourceMapping")
+    const [table, attribute] = mapping.Properties.EventSourceArn["Fn::GetAtt"]
+    assert.strictEqual(template[table].Properties.TableName, "my-events", "the stream of the events table's resource")
+    assert.strictEqual(attribute, "StreamArn")
+    assert.deepStrictEqual(mapping.Properties.FunctionName, { Ref: "Sequencer" })
+    assert.deepStrictEqual(mapping.Properties.FunctionResponseTypes, ["ReportBatchItemFailures"])
+    assert.strictEqual(mapping.Properties.StartingPosition, "TRIM_HORIZON")
+    assert.strictEqual(mapping.Properties.MaximumRetryAttempts, -1, "a record given up would be a hole")
+    assert.strictEqual(mapping.Properties.ParallelizationFactor, 1)
+    assert.strictEqual(mapping.Properties.BatchSize, 1000)
   })
 })

@@ -3,9 +3,13 @@
  * The `dynamo-es` command of `@dynamo-es/dynamodb`.
  *
  *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
+ *                           [--sequencer-function NAME]
  *   dynamo-es tables create [...same flags]
  *
- * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
+ * `print` writes the table definitions as CloudFormation JSON (a `Resources` object); with
+ * `--sequencer-function` (the name or ARN of a function exporting
+ * `DynamoSequencer.lambdaHandler`) also the event source mapping of that function on the
+ * events table's stream (`DynamoSequencer.eventSourceMapping`);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
  * every entry point of the library (`DynamoClient.layerConfig()`): `DYNAMODB_ENDPOINT`,
  * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
@@ -16,10 +20,12 @@
 import { Cause, Console, Effect, Exit } from "effect"
 import * as DynamoClient from "../DynamoClient.js"
 import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
+import * as DynamoSequencer from "../DynamoSequencer.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
-const usage = `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]`
+const usage =
+  `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME] [--sequencer-function NAME (print)]`
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: string) => {
@@ -27,8 +33,10 @@ const flag = (name: string, fallback: string) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
 }
 
+const eventsTableName = () => flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")
+
 const definitions = () => [
-  Tables.eventsTable(flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")),
+  Tables.eventsTable(eventsTableName()),
   DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
   DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models")),
   Tables.logTable(flag("log", process.env["DYNAMO_ES_LOG_TABLE"] ?? "log"))
@@ -43,7 +51,9 @@ const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
   const [group, command] = args
   if (group !== "tables") return yield* Effect.fail(new UsageError(usage))
   if (command === "print") {
-    return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(definitions()) }, null, 2))
+    const sequencer = flag("sequencer-function", "")
+    const mapping = sequencer === "" ? {} : DynamoSequencer.eventSourceMapping({ eventsTable: eventsTableName(), functionName: sequencer })
+    return yield* Console.log(JSON.stringify({ Resources: { ...Tables.cloudFormation(definitions()), ...mapping } }, null, 2))
   }
   if (command === "create") {
     const created = yield* Tables.ensureTables(definitions()).pipe(Effect.provide(DynamoClient.layerConfig()))
