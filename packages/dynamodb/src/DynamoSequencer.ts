@@ -649,6 +649,13 @@ export interface RunOptions extends SequencerOptions {
   readonly lease?: boolean | undefined
   /** The wait when no shard has new records (default 1 s). */
   readonly pollInterval?: Duration.Input | undefined
+  /**
+   * How long records read from the stream may wait to be indexed together (default 500 ms):
+   * a steady trickle of events then makes entries of many events instead of one entry (at
+   * least 1 WCU) per page of a few. It adds at most this much to the lag; 1,000 waiting
+   * records are indexed at once.
+   */
+  readonly batchWindow?: Duration.Input | undefined
   /** Segments of the repair scan (default 4). */
   readonly scanSegments?: number | undefined
 }
@@ -757,6 +764,7 @@ const loop = (
       unconditional(client.call(operation, streamArn, (_, signal) => f(signal)))
 
     const iterators = new Map<string, string | undefined>()
+    const batchWindowMs = Duration.toMillis(Duration.fromInputUnsafe(options.batchWindow ?? "500 millis"))
 
     const listShards = Effect.gen(function*() {
       const shards: Array<Shard> = []
@@ -783,14 +791,29 @@ const loop = (
         ) as Promise<GetShardIteratorCommandOutput>).pipe(Effect.map((r) => r.ShardIterator))
     }
 
-    /** Reads one page of a shard and indexes it; `true` when records came. */
+    /**
+     * Records read and not indexed yet: indexed together once `batchWindow` has passed since
+     * the first of them (or 1,000 are waiting, or a shard was read to its end), so that a
+     * steady trickle of events makes entries of many events, not one entry (at least 1 WCU)
+     * per page of a few. The checkpoint moves only when they are indexed: a crash re-reads them.
+     */
+    const pending: Array<ShardRecord> = []
+    const pendingDone: Array<string> = []
+    let pendingSince = 0
+    const indexPending = Effect.suspend(() => {
+      const records = pending.splice(0)
+      const done = pendingDone.splice(0)
+      return lock.withPermits(1)(core.index(records, [], done))
+    })
+
+    /** Reads one page of a shard into `pending`; `true` when records came. */
     const step = (shardId: string) =>
       Effect.gen(function*() {
         let iterator = iterators.get(shardId)
         if (iterator === undefined) {
           iterator = yield* iteratorFor(shardId)
           if (iterator === undefined) {
-            yield* lock.withPermits(1)(core.index([], [], [shardId]))
+            pendingDone.push(shardId)
             return false
           }
         }
@@ -798,7 +821,9 @@ const loop = (
           streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }) as Promise<GetRecordsCommandOutput>)
         const records = (page.Records ?? []).map((record) => ({ shardId, record: record as StreamRecord }))
         const closed = page.NextShardIterator === undefined
-        yield* lock.withPermits(1)(core.index(records, [], closed ? [shardId] : []))
+        if (records.length > 0 && pending.length === 0) pendingSince = Date.now()
+        pending.push(...records)
+        if (closed) pendingDone.push(shardId)
         iterators.set(shardId, page.NextShardIterator)
         if (closed) iterators.delete(shardId)
         return records.length > 0
@@ -822,6 +847,7 @@ const loop = (
       const ids = new Set(shards.map((s) => s.ShardId!))
       const gone = Object.keys(core.checkpoint).filter((id) => !ids.has(id))
       if (gone.length > 0) {
+        yield* indexPending
         // A shard trimmed before it was read to its end lost records: repair from the table.
         if (gone.some((id) => core.checkpoint[id] !== "done")) yield* repairScan(core, { segments: options.scanSegments, lock })
         core.forget(gone)
@@ -835,10 +861,14 @@ const loop = (
       for (const shard of readable) {
         if (yield* step(shard.ShardId!)) progressed = true
       }
+      const waited = Date.now() - pendingSince
+      if (pending.length >= MAX_ENTRY_EVENTS || pendingDone.length > 0 || (pending.length > 0 && waited >= batchWindowMs)) {
+        yield* indexPending
+      }
       if (!progressed) {
         // Quiet: raise the stream items of the last entries once `streamItemsInterval` passed.
         yield* lock.withPermits(1)(core.flushDue)
-        yield* Effect.sleep(pollInterval)
+        yield* Effect.sleep(pending.length > 0 ? Duration.millis(Math.max(0, Math.min(Duration.toMillis(pollInterval), batchWindowMs - waited))) : pollInterval)
       }
     }
   })

@@ -40,7 +40,7 @@ export const freshTables = Effect.gen(function*() {
 })
 
 /** Quick polling for tests; stream items (listStreams) raised 100 ms after the last raise. */
-export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds", streamItemsInterval: "100 millis" } as const
+export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds", streamItemsInterval: "100 millis", batchWindow: "30 millis" } as const
 
 /**
  * An event store, its log and a running sequencer (in the layer's scope) on fresh tables:
