@@ -217,7 +217,9 @@ export const eventLogConformance = (name: string, makeLog: MakeLog, options: { r
     it.live("listStreams: the ids of one category, each once", () =>
       run(Effect.gen(function*() {
         const cat = `cat${Date.now().toString(36)}${(counter++).toString(36)}`
-        const ids = range(1, 5).map((i) => `${cat}-${i}`)
+        // Listed in DynamoDB's order of keys, by UTF-8 bytes: U+FF21 before U+1F600, although
+        // in UTF-16 units (JavaScript's `<`) the surrogate of U+1F600 comes first.
+        const ids = [...range(1, 3).map((i) => `${cat}-${i}`), `${cat}-\u{1F600}`, `${cat}-\uFF21`]
         yield* appendSome(ids, 2)
         yield* appendSome([`other${cat}-1`], 1)
         yield* awaitLogged(11)
@@ -230,7 +232,7 @@ export const eventLogConformance = (name: string, makeLog: MakeLog, options: { r
           Effect.retry({ times: 100, schedule: Schedule.spaced("20 millis") }),
           Effect.orElseSucceed(() => [] as ReadonlyArray<string>)
         )
-        assert.deepStrictEqual(listed, [...ids].sort())
+        assert.deepStrictEqual(listed, [...range(1, 3).map((i) => `${cat}-${i}`), `${cat}-\uFF21`, `${cat}-\u{1F600}`])
         assert.deepStrictEqual(yield* Stream.runCollect(log.listStreams({ category: `none${cat}` })), [])
       })))
   })
