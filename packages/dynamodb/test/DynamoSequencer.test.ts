@@ -13,6 +13,8 @@ import { DynamoClient, DynamoEventLog, DynamoEventStore, DynamoSequencer, Tables
 import { instrumentedClient, sdkError } from "./helpers.js"
 import { fast, freshTables, streamsClient } from "./logHelpers.js"
 import { readWholeStream } from "./streamHelpers.js"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 const setup = Layer.provideMerge(Fixtures.layerClientFor(), DynamoDBLocal.layer())
 
@@ -548,6 +550,34 @@ describe("DynamoSequencer", () => {
         const again = yield* DynamoSequencer.makeCore({ ...options, streamItemsEvery: 1 })
         yield* again.load
         assert.strictEqual(again.next, records.length + 2)
+      }))
+
+    it.effect("dynamo-es log backfill: indexes a table's history into the log, once", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        yield* write(w.store, "cli", 3, 3)
+        const bin = fileURLToPath(new URL("../src/bin/dynamo-es.ts", import.meta.url))
+        const run = () =>
+          Effect.callback<string, Error>((resume) => {
+            const child = execFile(process.execPath, ["--import", "tsx", bin, "log", "backfill", "--events", w.eventsTable, "--log", w.logTable], {
+              timeout: 60_000,
+              env: {
+                ...process.env,
+                DYNAMODB_ENDPOINT: local.endpoint,
+                AWS_REGION: local.region,
+                AWS_ACCESS_KEY_ID: local.credentials.accessKeyId,
+                AWS_SECRET_ACCESS_KEY: local.credentials.secretAccessKey
+              }
+            }, (error, stdout, stderr) => resume(error ? Effect.fail(new Error(`${error.message}\n${stderr}`)) : Effect.succeed(stdout)))
+            return Effect.sync(() => child.kill())
+          })
+        assert.match(yield* run(), /Indexed 27 events; the log holds 27/)
+        assert.match(yield* run(), /Indexed 0 events; the log holds 27/)
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, 27)
+        assertLogShape(logged)
+        assert.strictEqual((yield* Stream.runCollect(w.log.listStreams({ category: "cli" }))).length, 4, "stream items raised (the shared streams)")
       }))
 
     it.effect("cost in steady state: 200 events arriving 10 at a time, in 10 streams, in 200 streams, in 1 stream (WCU per event, measured)", () =>

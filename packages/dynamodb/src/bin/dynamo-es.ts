@@ -5,6 +5,7 @@
  *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
  *                           [--sequencer-function NAME]
  *   dynamo-es tables create [...same flags]
+ *   dynamo-es log backfill  [--events NAME] [--log NAME] [--segments N]
  *
  * `print` writes the table definitions as CloudFormation JSON (a `Resources` object); with
  * `--sequencer-function` (the name or ARN of a function exporting
@@ -15,6 +16,9 @@
  * `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and the table names
  * `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`, `DYNAMO_ES_READ_MODELS_TABLE`,
  * `DYNAMO_ES_LOG_TABLE` (the global log).
+ * `log backfill` indexes into the global log every event of the events table that is not in
+ * it yet (`DynamoSequencer.repairScan`, a parallel `Scan`): for a table whose history
+ * predates the log. Safe to run while the sequencer runs; what is indexed is dropped.
  * A failure prints one line that says what to do, and exits with status 1.
  */
 import { Cause, Console, Effect, Exit } from "effect"
@@ -24,8 +28,10 @@ import * as DynamoSequencer from "../DynamoSequencer.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
-const usage =
-  `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME] [--sequencer-function NAME (print)]`
+const usage = [
+  `usage: dynamo-es tables print|create [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME] [--sequencer-function NAME (print)]`,
+  `       dynamo-es log backfill [--events NAME] [--log NAME] [--segments N]`
+].join("\n")
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: string) => {
@@ -35,11 +41,13 @@ const flag = (name: string, fallback: string) => {
 
 const eventsTableName = () => flag("events", process.env["DYNAMO_ES_EVENTS_TABLE"] ?? "events")
 
+const logTableName = () => flag("log", process.env["DYNAMO_ES_LOG_TABLE"] ?? "log")
+
 const definitions = () => [
   Tables.eventsTable(eventsTableName()),
   DynamoSnapshotStore.snapshotsTable(flag("snapshots", process.env["DYNAMO_ES_SNAPSHOTS_TABLE"] ?? "snapshots")),
   DynamoReadModelStore.readModelsTable(flag("read-models", process.env["DYNAMO_ES_READ_MODELS_TABLE"] ?? "read-models")),
-  Tables.logTable(flag("log", process.env["DYNAMO_ES_LOG_TABLE"] ?? "log"))
+  Tables.logTable(logTableName())
 ]
 
 class UsageError {
@@ -49,6 +57,18 @@ class UsageError {
 
 const program: Effect.Effect<void, unknown> = Effect.gen(function*() {
   const [group, command] = args
+  if (group === "log" && command === "backfill") {
+    const segments = Number(flag("segments", "4"))
+    if (!Number.isSafeInteger(segments) || segments < 1) return yield* Effect.fail(new UsageError(usage))
+    return yield* Effect.gen(function*() {
+      const core = yield* DynamoSequencer.makeCore({ eventsTable: eventsTableName(), logTable: logTableName() })
+      yield* core.load
+      const before = core.next
+      yield* DynamoSequencer.repairScan(core, { segments })
+      yield* core.flush
+      yield* Console.log(`Indexed ${core.next - before} events; the log holds ${core.next - 1}.`)
+    }).pipe(Effect.provide(DynamoClient.layerConfig()))
+  }
   if (group !== "tables") return yield* Effect.fail(new UsageError(usage))
   if (command === "print") {
     const sequencer = flag("sequencer-function", "")
