@@ -252,7 +252,11 @@ export const makeCore = (options: SequencerOptions) =>
         next = entry.first + entry.events.length
         previousFirst = entry.first
         checkpoint = entry.checkpoint
-        if (entry.raised !== undefined) raised = Math.max(raised, entry.raised)
+        if (entry.raised !== undefined && entry.raised > raised) {
+          raised = entry.raised
+          // Another writer raised the stream items up to there: what it covers is stored.
+          for (const [streamId, { n }] of dirty) if (n <= raised) dirty.delete(streamId)
+        }
         entriesSinceFlush++
       })
 
