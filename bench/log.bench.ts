@@ -247,13 +247,16 @@ const timed = <A, E, R>(stats: Stats, effect: Effect.Effect<A, E, R>) =>
     }, 10)
     bucket = stats
     const started = performance.now()
+    const cpuBefore = process.cpuUsage()
     const value = yield* effect
+    const cpu = process.cpuUsage(cpuBefore)
     const ms = performance.now() - started
+    const cpuMs = (cpu.user + cpu.system) / 1000
     bucket = undefined
     clearInterval(sampler)
     heap.after = process.memoryUsage().heapUsed
     heap.peak = Math.max(heap.peak, heap.after)
-    return { value, ms, heap }
+    return { value, ms, heap, cpuMs }
   })
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
@@ -279,14 +282,14 @@ const program = Effect.gen(function*() {
   yield* Console.log(`seeding a log of ${fmt(LOG_EVENTS)} events (${fmt(ENTRY_EVENTS)} per entry, BatchWriteItem of the entry items, unmeasured) ... (${elapsed()})`)
   const entryCount = yield* seedLog(sdk, readTable, LOG_EVENTS)
   const log = yield* DynamoEventLog.make({ eventsTable, logTable: readTable }).pipe(Effect.provide(clientContext))
-  yield* Console.log(`  ${fmt(entryCount)} entries (${elapsed()}); warm-up: 2 reads per side ...`)
-  for (let i = 0; i < 2; i++) {
+  yield* Console.log(`  ${fmt(entryCount)} entries (${elapsed()}); warm-up: 4 reads per side ...`)
+  for (let i = 0; i < 4; i++) {
     yield* oursReadAll(log).pipe(Effect.provide(clientContext))
     yield* rawReadAll(sdk, readTable)
   }
   const sides = {
-    ours: { stats: emptyStats(), ms: 0, rounds: [] as Array<number>, heaps: [] as Array<HeapSample> },
-    raw: { stats: emptyStats(), ms: 0, rounds: [] as Array<number>, heaps: [] as Array<HeapSample> }
+    ours: { stats: emptyStats(), ms: 0, cpuMs: 0, rounds: [] as Array<number>, heaps: [] as Array<HeapSample> },
+    raw: { stats: emptyStats(), ms: 0, cpuMs: 0, rounds: [] as Array<number>, heaps: [] as Array<HeapSample> }
   }
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)
@@ -296,6 +299,7 @@ const program = Effect.gen(function*() {
         : yield* timed(sides.raw.stats, rawReadAll(sdk, readTable))
       if (r.value !== LOG_EVENTS) return yield* Effect.die(new Error(`${side} read ${r.value} events`))
       sides[side].ms += r.ms
+      sides[side].cpuMs += r.cpuMs
       sides[side].rounds.push(r.ms)
       sides[side].heaps.push(r.heap)
     }
@@ -305,17 +309,18 @@ const program = Effect.gen(function*() {
   const ratio = perSecond(sides.ours.ms) / perSecond(sides.raw.ms)
   const roundRatios = sides.ours.rounds.map((ms, i) => sides.raw.rounds[i]! / ms).sort((a, b) => a - b)
   lines.push(`readAll of ${fmt(LOG_EVENTS)} events (${fmt(entryCount)} entries of ${ENTRY_EVENTS}), ${ROUNDS} interleaved rounds`)
-  lines.push(`  ${"side".padEnd(10)} ${"events/s".padStart(10)} ${"requests".padStart(9)} ${"RCU".padStart(7)} ${"RCU/event".padStart(10)}  heap before / after / peak (last round)`)
+  lines.push(`  ${"side".padEnd(10)} ${"events/s".padStart(10)} ${"Node CPU ms/1,000".padStart(18)} ${"requests".padStart(9)} ${"RCU".padStart(7)} ${"RCU/event".padStart(10)}  heap before / after / peak (last round)`)
   for (const side of ["ours", "raw"] as const) {
     const s = sides[side]
     const h = s.heaps[s.heaps.length - 1]!
     lines.push(
-      `  ${side.padEnd(10)} ${fmt(perSecond(s.ms)).padStart(10)} ${fmt(totalRequests(s.stats) / ROUNDS).padStart(9)} ${fmt(s.stats.read / ROUNDS, 1).padStart(7)} ${fmt(s.stats.read / ROUNDS / LOG_EVENTS, 4).padStart(10)}  ${mb(h.before)} / ${mb(h.after)} / ${mb(h.peak)}`
+      `  ${side.padEnd(10)} ${fmt(perSecond(s.ms)).padStart(10)} ${fmt((s.cpuMs * 1000) / (LOG_EVENTS * ROUNDS), 1).padStart(18)} ${fmt(totalRequests(s.stats) / ROUNDS).padStart(9)} ${fmt(s.stats.read / ROUNDS, 1).padStart(7)} ${fmt(s.stats.read / ROUNDS / LOG_EVENTS, 4).padStart(10)}  ${mb(h.before)} / ${mb(h.after)} / ${mb(h.peak)}`
     )
   }
   lines.push(`  ours/raw throughput: ${fmt(ratio, 2)} (per round ${roundRatios.map((r) => fmt(r, 2)).join(", ")}); goal >= 0.8: ${ratio >= 0.8 ? "met" : "NOT met"}`)
   entry("readAll 100,000 events: throughput", perSecond(sides.ours.ms), "events/s", perSecond(sides.raw.ms))
   entry("readAll 100,000 events: throughput ratio ours/raw", ratio, "ratio")
+  entry("readAll 100,000 events: Node CPU per 1,000 events", (sides.ours.cpuMs * 1000) / (LOG_EVENTS * ROUNDS), "ms", (sides.raw.cpuMs * 1000) / (LOG_EVENTS * ROUNDS))
   entry("readAll 100,000 events: requests", totalRequests(sides.ours.stats) / ROUNDS, "requests", totalRequests(sides.raw.stats) / ROUNDS)
   entry("readAll 100,000 events: RCU per event", sides.ours.stats.read / ROUNDS / LOG_EVENTS, "RCU/event", sides.raw.stats.read / ROUNDS / LOG_EVENTS)
   const peakOurs = Math.max(...sides.ours.heaps.map((h) => h.peak - h.before))
