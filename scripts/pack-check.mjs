@@ -1,11 +1,14 @@
 // The packages as a user gets them. Packs every package (after `npm run build`), installs
 // the tarballs into a fresh project outside the repository with only `effect`, the AWS SDK
-// and what the tarballs themselves depend on, compiles a small consumer (event store,
-// aggregate, read model, the testing subpath) with plain `tsc` under `strict: true` and
-// `strict: false`, runs it with plain `node` against DynamoDB Local (started by the packed
-// @dynamo-es/dynamodb-local, or DYNAMODB_ENDPOINT), runs the packed `dynamo-es` command,
-// and checks that one copy of effect is installed and that no tarball ships tests.
-// Any failure exits non-zero.
+// and what the tarballs themselves depend on (plus `@types/node`, see below), compiles a
+// small consumer (event store, aggregate, read model, the testing subpath) with plain `tsc`
+// under `strict: true` and `strict: false`, runs it with plain `node` against DynamoDB Local
+// (started by the packed @dynamo-es/dynamodb-local, or DYNAMODB_ENDPOINT), runs the packed
+// `dynamo-es` command (`tables print`, a usage error, and `tables create` against that
+// DynamoDB Local with nothing but DYNAMODB_ENDPOINT set), checks that the Vitest-only part of
+// `@dynamo-es/core/testing` says what to install when the runner is missing, that one copy of
+// effect is installed, that no tarball ships tests and that the source maps carry their
+// sources. Any failure exits non-zero.
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -81,6 +84,32 @@ Effect.runPromise(quick ? Effect.void : program.pipe(Effect.provide(Live))).catc
 })
 `
 
+// The packed command against the DynamoDB Local the packed @dynamo-es/dynamodb-local provides,
+// configured by DYNAMODB_ENDPOINT alone (no AWS_* variables, no AWS profile).
+const binCheck = `
+import { DynamoDBLocal } from "@dynamo-es/dynamodb-local"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+
+const program = Effect.gen(function*() {
+  const { endpoint } = yield* DynamoDBLocal.DynamoDBLocal
+  const names = ["--events", "pack-bin-events", "--snapshots", "pack-bin-snapshots", "--read-models", "pack-bin-read-models", "--log", "pack-bin-log"]
+  const env = { PATH: process.env.PATH ?? "", HOME: process.cwd(), DYNAMODB_ENDPOINT: endpoint }
+  const run = () => execFileSync("node_modules/.bin/dynamo-es", ["tables", "create", ...names], { env, encoding: "utf8" }).trim()
+  const first = run()
+  if (!/^(Created: pack-bin-events, pack-bin-snapshots, pack-bin-read-models, pack-bin-log|All tables exist already\.)$/.test(first)) {
+    throw new Error("dynamo-es tables create printed: " + first)
+  }
+  if (run() !== "All tables exist already.") throw new Error("dynamo-es tables create is not idempotent")
+  console.log("bin-check: ok (" + first + ")")
+})
+
+Effect.runPromise(program.pipe(Effect.provide(DynamoDBLocal.layer()))).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
+`
+
 const root = new URL("..", import.meta.url).pathname
 const packages = ["core", "dynamodb", "dynamodb-local"]
 const step = (message) => console.log(`pack-check: ${message}`)
@@ -111,6 +140,13 @@ try {
       if (!files.includes(needed)) fail(`@dynamo-es/${name} does not ship ${needed}`)
     }
     if (!files.some((f) => f.startsWith("dist/") && f.endsWith(".d.ts"))) fail(`@dynamo-es/${name} ships no dist/*.d.ts: run npm run build first`)
+    // The sources are not shipped: a map must carry them, or lead nowhere.
+    for (const map of files.filter((f) => f.endsWith(".map"))) {
+      const parsed = JSON.parse(readFileSync(join(root, "packages", name, map), "utf8"))
+      if (!Array.isArray(parsed.sourcesContent) || parsed.sourcesContent.length !== parsed.sources.length) {
+        fail(`@dynamo-es/${name}/${map} points at ${parsed.sources.join(", ")} without sourcesContent`)
+      }
+    }
     tarballs.push(join(work, info.filename))
   }
 
@@ -125,7 +161,8 @@ try {
     "--prefer-offline",
     `effect@${versionOf("effect")}`,
     `@aws-sdk/client-dynamodb@${versionOf("@aws-sdk/client-dynamodb")}`,
-    `@effect/platform-node@${versionOf("@effect/platform-node")}`,
+    // Not for the library (its .d.ts name no Node type): for the consumer's own code, which
+    // uses `process` and `node:child_process` as any Node service does.
     `@types/node@${versionOf("@types/node")}`,
     ...tarballs
   ], { cwd: app })
@@ -134,6 +171,7 @@ try {
   if (new Set(effects).size !== 1) fail(`more than one copy of effect is installed:\n${effects.join("\n")}`)
 
   writeFileSync(join(app, "src", "consumer.ts"), consumer)
+  writeFileSync(join(app, "src", "bin-check.ts"), binCheck)
   for (const strict of [true, false]) {
     const config = {
       compilerOptions: {
@@ -167,6 +205,24 @@ try {
     fail("dynamo-es nonsense succeeded")
   } catch (error) {
     if (!/usage: dynamo-es tables/.test(error.stderr ?? "")) fail(`dynamo-es nonsense printed ${error.stderr}`)
+  }
+
+  const created = run(process.execPath, [join(app, "out-strict", "bin-check.js")], { cwd: app, timeout: 120_000 })
+  process.stdout.write(created.trimEnd().replace(/^/gm, "  | ") + "\n")
+  if (!created.includes("bin-check: ok")) fail("dynamo-es tables create did not finish")
+
+  step("importing the Vitest suites of @dynamo-es/core/testing without Vitest installed")
+  try {
+    execFileSync(process.execPath, ["--input-type=module", "-e", `await import("@dynamo-es/core/testing")`], {
+      cwd: app,
+      stdio: "pipe",
+      encoding: "utf8"
+    })
+    fail("@dynamo-es/core/testing loaded without @effect/vitest installed: the check is moot")
+  } catch (error) {
+    if (!/need the optional peer dependencies vitest and @effect\/vitest: npm install --save-dev vitest @effect\/vitest/.test(error.stderr ?? "")) {
+      fail(`@dynamo-es/core/testing without @effect/vitest printed ${error.stderr}`)
+    }
   }
 
   step("npm publish --dry-run of every package")

@@ -12,8 +12,8 @@
 import { Aggregate, Errors, EventStore } from "@dynamo-es/core"
 import { DynamoEventStore, DynamoSnapshotStore } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { NodeRuntime } from "@effect/platform-node"
 import { Console, DateTime, Effect, Layer, Schema, Stream } from "effect"
+import { runMain } from "./main.js"
 
 // --- the domain: events of an account --------------------------------------------
 
@@ -149,5 +149,5 @@ Console.log(
   endpoint ? `Using the DynamoDB at ${endpoint} (DYNAMODB_ENDPOINT)` : "Starting DynamoDB Local (set DYNAMODB_ENDPOINT to use your own)..."
 ).pipe(
   Effect.andThen(program.pipe(Effect.andThen(aggregates), Effect.provide(StoresLive))),
-  NodeRuntime.runMain
+  runMain
 )

@@ -9,8 +9,8 @@
 import { ReadModel } from "@dynamo-es/core"
 import { DynamoReadModelStore } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Schema, Stream } from "effect"
+import { runMain } from "./main.js"
 
 const Balance = Schema.Struct({
   id: Schema.String,
@@ -56,4 +56,4 @@ const ReadModelsLive = DynamoReadModelStore.layer({ tableName: "example-read-mod
   Layer.provide(DynamoDBLocal.layer())
 )
 
-program.pipe(Effect.provide(ReadModelsLive), NodeRuntime.runMain)
+runMain(program.pipe(Effect.provide(ReadModelsLive)))

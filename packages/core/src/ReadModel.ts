@@ -102,6 +102,99 @@ export type WriteOperation =
   | { readonly _tag: "Delete"; readonly id: string }
 
 /**
+ * A row as the conditional primitives see it: its `Data` (`undefined` for a tombstone) and
+ * `Pos`, the log position of the last event applied to it (0 when the row has none).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface GuardedRow {
+  readonly data: string | undefined
+  readonly position: number
+}
+
+/**
+ * One guarded write (see {@link ConditionalStorage.writeGuarded}): a row's new `Data`, or a
+ * tombstone (the row removed, its position kept), by the event at `position`.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export type GuardedWrite =
+  | { readonly _tag: "Put"; readonly id: string; readonly data: string; readonly position: number }
+  | { readonly _tag: "Tombstone"; readonly id: string; readonly position: number }
+
+/**
+ * The conditional primitives projections need (`Projection` in this package): rows that
+ * carry the log position of the last event applied to them, tombstones, and the
+ * compare-and-set of a checkpoint. Each is ONE request. Optional: a store without them
+ * serves repositories as before, and projections refuse to run on it.
+ *
+ * Tombstones are invisible to every other primitive: `get`, `getBatch` and `queryPage`
+ * skip them.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface ConditionalStorage {
+  /** One strongly consistent key lookup, tombstones included (`GetItem`). */
+  readonly readGuarded: (name: string, id: string) => Effect.Effect<GuardedRow | undefined, StorageError>
+  /**
+   * One strongly consistent lookup of at most {@link MAX_BATCH_GET} distinct ids, tombstones
+   * included (`BatchGetItem`): the rows found, in any order, and the ids storage left
+   * unprocessed. Used to read the rows of a projection batch at once (`prefetch`).
+   */
+  readonly readGuardedBatch: (
+    name: string,
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<
+    { readonly rows: ReadonlyArray<GuardedRow & { readonly id: string }>; readonly unprocessed: ReadonlyArray<string> },
+    StorageError
+  >
+  /**
+   * One conditional write (`PutItem` with `attribute_not_exists(Id) OR Pos < :position`):
+   * `true` when it landed, `false` when the row already holds a position at or above it.
+   */
+  readonly writeGuarded: (name: string, write: GuardedWrite) => Effect.Effect<boolean, StorageError>
+  /**
+   * One compare-and-set of a row's `Data` (`PutItem` with `Data = :expected`, or
+   * `attribute_not_exists(Id)` when `expected` is `undefined`): `true` when it landed.
+   */
+  readonly compareAndSet: (
+    name: string,
+    id: string,
+    expected: string | undefined,
+    data: string
+  ) => Effect.Effect<boolean, StorageError>
+  /**
+   * One page of the tombstones of partition `name`, in id order, after `exclusiveStartId`
+   * (`Query` with a filter: reads, and bills, the whole partition page by page).
+   */
+  readonly queryTombstones: (
+    name: string,
+    exclusiveStartId: string | undefined
+  ) => Effect.Effect<
+    { readonly rows: ReadonlyArray<{ readonly id: string; readonly position: number }>; readonly lastEvaluatedId: string | undefined },
+    StorageError
+  >
+  /**
+   * Deletes a tombstone if it is still the one at `position` (`DeleteItem` with a condition):
+   * `true` when deleted, `false` when the row changed meanwhile.
+   */
+  readonly deleteTombstone: (name: string, id: string, position: number) => Effect.Effect<boolean, StorageError>
+  /**
+   * One transaction (`TransactWriteItems`): unconditional writes of at most 99 distinct rows
+   * and a compare-and-set of `check` (`Data = :expected`), all or nothing, at most 4 MB.
+   * `true` when it landed, `false` when the compare-and-set's condition failed (nothing is
+   * written). Optional: without it, projections cannot run in the transactional mode.
+   */
+  readonly transact?: ((
+    writes: ReadonlyArray<{ readonly name: string; readonly operation: WriteOperation }>,
+    check: { readonly name: string; readonly id: string; readonly expected: string; readonly data: string }
+  ) => Effect.Effect<boolean, StorageError>) | undefined
+}
+
+/**
  * What a read-model store needs from a storage driver: single-request primitives on raw
  * rows. Validation, encoding, skip-unchanged writes, the identity map, batching, and the
  * retry of unprocessed items are done once, in {@link make}, for every driver.
@@ -154,6 +247,8 @@ export interface Storage {
     name: string,
     operations: ReadonlyArray<WriteOperation>
   ) => Effect.Effect<{ readonly unprocessed: ReadonlyArray<string> }, StorageError>
+  /** The conditional primitives projections need (since 0.2.0; optional). */
+  readonly conditional?: ConditionalStorage | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -365,6 +460,11 @@ export interface ReadModelStoreShape {
    * written. Call it after the table was deleted, recreated or changed by someone else.
    */
   readonly clearSnapshots: Effect.Effect<void>
+  /**
+   * The storage the store is built on (since 0.2.0): projections write guarded rows and
+   * checkpoints through it. Application code does not need it.
+   */
+  readonly storage?: Storage | undefined
 }
 
 /**

@@ -2,7 +2,7 @@
  * Aggregate behaviour on top of an EventStore and a SnapshotStore, run against the
  * in-memory layers and the DynamoDB layers.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { Aggregate, EventStore, SnapshotStore } from "../src/index.js"
 import { failure } from "./utils.js"

@@ -6,7 +6,7 @@
  * reach the log after their append (DynamoDB: the sequencer's lag) pass too: the tests wait
  * for the log through `subscribeAll`, never by sleeping.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Schema, Stream } from "effect"
 import { EventLog, EventStore } from "../src/index.js"
 import { range } from "./utils.js"

@@ -3,7 +3,7 @@
  * in-memory store here, the DynamoDB store in @dynamo-es/dynamodb). An implementation
  * passes when all of it passes.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Arbitrary, Cause, Context, DateTime, Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
 import { Errors, EventStore } from "../src/index.js"
 import { failure, range } from "./utils.js"

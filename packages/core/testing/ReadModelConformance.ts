@@ -3,7 +3,7 @@
  * (the in-memory store here, the DynamoDB store in @dynamo-es/dynamodb). An
  * implementation passes when all of it passes.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Arbitrary, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { ReadModel } from "../src/index.js"
 import * as ReadModelStorageTest from "./ReadModelStorageTest.js"

@@ -24,7 +24,23 @@ import { Errors, type ReadModel } from "../src/index.js"
  * @since 0.2.0
  * @category models
  */
-export type Operation = "GetItem" | "BatchGetItem" | "Query" | "PutItem" | "DeleteItem" | "BatchWriteItem"
+export type Operation =
+  | "GetItem"
+  | "BatchGetItem"
+  | "Query"
+  | "PutItem"
+  | "DeleteItem"
+  | "BatchWriteItem"
+  /** `ConditionalStorage.readGuarded` (a `GetItem`). */
+  | "GuardedRead"
+  /** `ConditionalStorage.readGuardedBatch` (a `BatchGetItem`). */
+  | "GuardedBatchRead"
+  /** `ConditionalStorage.writeGuarded` (a conditional `PutItem`). */
+  | "GuardedWrite"
+  /** `ConditionalStorage.compareAndSet` (a conditional `PutItem`). */
+  | "CompareAndSet"
+  /** `ConditionalStorage.transact` (a `TransactWriteItems`). */
+  | "TransactWriteItems"
 
 /**
  * One request the store sent: the primitive, the partition, the ids it is about (none
@@ -138,6 +154,32 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
         itemWrites += items(a)
       }))
 
+  const wrapConditional = (conditional: ReadModel.ConditionalStorage): ReadModel.ConditionalStorage => ({
+    readGuarded: (name, id) => request("GuardedRead", name, [id], () => conditional.readGuarded(name, id)),
+    readGuardedBatch: (name, ids) =>
+      request(
+        "GuardedBatchRead",
+        name,
+        ids,
+        (sent) => conditional.readGuardedBatch(name, sent),
+        (answer, kept) => ({ rows: answer?.rows ?? [], unprocessed: [...(answer?.unprocessed ?? []), ...kept] })
+      ),
+    writeGuarded: (name, write) =>
+      request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
+    compareAndSet: (name, id, expected, data) =>
+      request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data)),
+    queryTombstones: (name, exclusiveStartId) => request("Query", name, [], () => conditional.queryTombstones(name, exclusiveStartId)),
+    deleteTombstone: (name, id, position) =>
+      request("DeleteItem", name, [id], () => counted(conditional.deleteTombstone(name, id, position), (deleted) => (deleted ? 1 : 0))),
+    transact: conditional.transact === undefined ? undefined : (writes, check) =>
+      request(
+        "TransactWriteItems",
+        check.name,
+        [...writes.map((w) => w.operation.id), check.id],
+        () => counted(conditional.transact!(writes, check), (landed) => (landed ? writes.length + 1 : 0))
+      )
+  })
+
   const wrapped: ReadModel.Storage = {
     table: storage.table,
     get: (name, id, consistentRead) => request("GetItem", name, [id], () => storage.get(name, id, consistentRead)),
@@ -163,7 +205,8 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
           return counted(storage.writeBatch(name, batch), (r) => batch.length - r.unprocessed.length)
         },
         (answer, kept) => ({ unprocessed: [...(answer?.unprocessed ?? []), ...kept] })
-      )
+      ),
+    conditional: storage.conditional === undefined ? undefined : wrapConditional(storage.conditional)
   }
 
   return {

@@ -1,7 +1,7 @@
 /**
  * The SnapshotStore contract, run against the in-memory store and the DynamoDB store.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "./vitest.js"
 import { Arbitrary, DateTime, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SnapshotStore } from "../src/index.js"
 import { failure } from "./utils.js"

@@ -3,7 +3,8 @@
  *
  * - `DeciderTest.given(aggregate, history).when(command).then(events)`: deciders without storage;
  * - the conformance suites of every service (`EventStoreConformance.eventStoreConformance(name,
- *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`, `EventLogConformance`):
+ *   makeStore)`, `SnapshotStoreConformance`, `ReadModelConformance`, `AggregateConformance`, `EventLogConformance`,
+ *   `ProjectionConformance`):
  *   run them against your own implementation, as this repository does against the memory and
  *   DynamoDB ones. They are Vitest suites (`vitest` and `@effect/vitest` are optional peer
  *   dependencies of `@dynamo-es/core`, needed only here);
@@ -22,3 +23,4 @@ export * as ReadModelStorageTest from "./ReadModelStorageTest.js"
 export * as SnapshotStoreConformance from "./SnapshotStoreConformance.js"
 export * as TestUtils from "./utils.js"
 export * as EventLogConformance from "./EventLogConformance.js"
+export * as ProjectionConformance from "./ProjectionConformance.js"

@@ -5,7 +5,7 @@
  * Properties are run with Effect's own `Arbitrary` module inside one test (one store), so
  * that the DynamoDB run builds one table per property, not one per case.
  */
-import { assert } from "@effect/vitest"
+import { assert } from "./vitest.js"
 import { Arbitrary, Cause, Effect, Exit, Schema } from "effect"
 
 /**

@@ -1,5 +1,5 @@
 /** Small assertion helpers shared by the test suites of every package. */
-import { assert } from "@effect/vitest"
+import { assert } from "./vitest.js"
 import { Exit } from "effect"
 
 /** The typed error of a failed Exit; fails the test on success or on a defect/interruption. */

@@ -12,7 +12,7 @@ import { DynamoClient } from "@dynamo-es/dynamodb"
 import * as NodeChildProcessSpawner from "@effect/platform-node/NodeChildProcessSpawner"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Clock, Config, Context, Effect, Fiber, Layer, Option, Schema, Stream } from "effect"
+import { Clock, type Config, Context, Effect, Fiber, Layer, Predicate, Redacted, Result, Schema, Stream } from "effect"
 import type { Duration, Scope } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as Fs from "node:fs"
@@ -175,9 +175,12 @@ const defaultSecretAccessKey = DynamoClient.localDefaults.secretAccessKey
 const outputLines = 30
 
 /**
- * Reads `DYNAMODB_ENDPOINT`; when it is set, returns it (with `AWS_REGION`, `AWS_ACCESS_KEY_ID`
- * and `AWS_SECRET_ACCESS_KEY`, defaulting to `us-east-1` / `dynamoes` / `local`) and starts
- * nothing. Otherwise starts DynamoDB Local in the current scope and stops it when the scope closes.
+ * Reads `DYNAMODB_ENDPOINT` through `DynamoClient.envConfig` (the same reader and rule as the
+ * client's `layerConfig()` and the `dynamo-es` command); when it is set, returns it (with
+ * `AWS_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, each defaulting to
+ * `DynamoClient.localDefaults`: `us-east-1` / `dynamoes` / `local`) and starts nothing; a
+ * malformed endpoint is a `ConfigError` naming it. Otherwise starts DynamoDB Local in the
+ * current scope and stops it when the scope closes.
  *
  * Use {@link layer} unless you need to provide your own `ChildProcessSpawner`.
  *
@@ -198,17 +201,19 @@ const outputLines = 30
 export const make = Effect.fnUntraced(function*(
   options: Options = {}
 ): Effect.fn.Return<Connection, LayerError, ChildProcessSpawner.ChildProcessSpawner | Scope.Scope> {
-  const configured = yield* Config.option(Config.String("DYNAMODB_ENDPOINT"))
-  if (Option.isSome(configured) && configured.value.trim().length > 0) {
-    const env = yield* Config.all({
-      region: Config.String("AWS_REGION").pipe(Config.withDefault(defaultRegion)),
-      accessKeyId: Config.String("AWS_ACCESS_KEY_ID").pipe(Config.withDefault(defaultAccessKeyId)),
-      secretAccessKey: Config.String("AWS_SECRET_ACCESS_KEY").pipe(Config.withDefault(defaultSecretAccessKey))
-    })
+  // The one reader of DYNAMODB_ENDPOINT and the AWS variables, with the one rule for them.
+  const configured = yield* DynamoClient.envConfig
+  if (configured.endpoint !== undefined) {
+    const credentials = configured.credentials
     return {
-      endpoint: configured.value.trim(),
-      region: env.region,
-      credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
+      endpoint: configured.endpoint,
+      region: configured.region ?? defaultRegion,
+      credentials: {
+        accessKeyId: credentials?.accessKeyId ?? defaultAccessKeyId,
+        secretAccessKey: credentials === undefined ? defaultSecretAccessKey : Redacted.isRedacted(credentials.secretAccessKey)
+          ? Redacted.value(credentials.secretAccessKey)
+          : credentials.secretAccessKey
+      },
       started: false
     }
   }
@@ -329,7 +334,7 @@ const checkJava = Effect.fnUntraced(function*(
     includeStderr: true
   }).pipe(
     Effect.catch((error): Effect.Effect<never, JavaNotFoundError | DynamoDBLocalStartError> =>
-      error.reason._tag === "NotFound" || error.reason._tag === "PermissionDenied"
+      Predicate.isTagged(error.reason, "NotFound") || Predicate.isTagged(error.reason, "PermissionDenied")
         ? Effect.fail(new JavaNotFoundError({}))
         : Effect.fail(startError("SpawnFailed", `\`java -version\` failed: ${error.message}`, { cause: error }))
     )
@@ -421,7 +426,7 @@ const start = Effect.fnUntraced(function*(
         Effect.fail(
           startError(
             "Exited",
-            result._tag === "Success"
+            Result.isSuccess(result)
               ? `java exited with code ${result.success} before answering on port ${port}`
               : `java stopped before answering on port ${port}: ${result.failure.message}`,
             { output }

@@ -25,7 +25,7 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
 import { Errors, Metrics } from "@dynamo-es/core"
-import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, Tracer } from "effect"
+import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, SchemaIssue, Tracer } from "effect"
 
 /**
  * A conditional write found its condition false. `item` is the item as it was, when the
@@ -555,70 +555,121 @@ export class DynamoClient extends Context.Service<DynamoClient, DynamoClientShap
 export const layer = (options: DynamoClientOptions = {}): Layer.Layer<DynamoClient> => Layer.effect(DynamoClient, make(options))
 
 /**
- * The endpoint, region and credentials used when `DYNAMODB_ENDPOINT` points at a DynamoDB
- * on this machine (DynamoDB Local) and the AWS variables are unset: the same values as
- * `@dynamo-es/dynamodb-local`, so every entry point (your service, the `dynamo-es` command,
- * the examples, the tests) sees the same local database.
+ * The region and credentials that stand in for unset `AWS_REGION`, `AWS_ACCESS_KEY_ID` and
+ * `AWS_SECRET_ACCESS_KEY` when `DYNAMODB_ENDPOINT` is set (see {@link envConfig}): the same
+ * values as `@dynamo-es/dynamodb-local`, so every entry point (your service, the `dynamo-es`
+ * command, the examples, the tests) sees the same local database.
  *
  * @since 0.2.0
  * @category models
  */
 export const localDefaults = { region: "us-east-1", accessKeyId: "dynamoes", secretAccessKey: "local" } as const
 
-const isLoopback = (endpoint: string): boolean => {
-  try {
-    const host = new URL(endpoint).hostname
-    return host === "localhost" || host === "[::1]" || host === "::1" || /^127\./.test(host)
-  } catch {
-    return false
-  }
-}
+/** A `ConfigError` about one variable, with a message that says what to do. */
+const configError = (name: string, message: string): Config.ConfigError =>
+  new Config.ConfigError(new Schema.SchemaError(new SchemaIssue.Pointer([name], new SchemaIssue.InvalidValue({ message }))))
+
+const endpointConfig: Config.Config<Option.Option<string>> = Config.option(Config.String("DYNAMODB_ENDPOINT")).pipe(
+  Config.mapEffect((value): Effect.Effect<Option.Option<string>, Config.ConfigError> => {
+    const endpoint = Option.filter(Option.map(value, (e) => e.trim()), (e) => e.length > 0)
+    if (Option.isNone(endpoint)) return Effect.succeed(endpoint)
+    const url = URL.parse(endpoint.value)
+    return url !== null && (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+      ? Effect.succeed(endpoint)
+      : Effect.fail(configError(
+        "DYNAMODB_ENDPOINT",
+        `DYNAMODB_ENDPOINT must be an http(s) URL such as http://localhost:8000, got ${JSON.stringify(endpoint.value)}`
+      ))
+  })
+)
 
 /**
  * The configuration {@link layerConfig} reads when called without one, through the current
- * `ConfigProvider` (environment variables unless you provide another):
- * `DYNAMODB_ENDPOINT` (optional; unset means AWS itself), `AWS_REGION`,
- * `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (optional; unset
- * means the SDK's default credential chain: profiles, SSO, instance and task roles).
+ * `ConfigProvider` (environment variables unless you provide another). One rule, the same for
+ * every entry point (`layerConfig()`, the `dynamo-es` command, `@dynamo-es/dynamodb-local`):
  *
- * With `DYNAMODB_ENDPOINT` on this machine (`localhost`, `127.x`, `[::1]`), unset region and
- * credentials default to {@link localDefaults}, so DynamoDB Local needs no AWS variables.
+ * - `DYNAMODB_ENDPOINT` set (an `http(s)` URL, any host: `http://localhost:8000`,
+ *   `http://dynamodb-local:8000` in Docker Compose, ...): a DynamoDB of your own, usually
+ *   DynamoDB Local. `AWS_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are
+ *   optional; each one unset takes its value from {@link localDefaults}.
+ * - `DYNAMODB_ENDPOINT` unset: AWS itself. `AWS_REGION` names the region (else the region of
+ *   your AWS profile; with neither, {@link layerConfig} fails with a `ConfigError` naming
+ *   `AWS_REGION`). `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (plus `AWS_SESSION_TOKEN`)
+ *   go together; both unset means the SDK's credential chain (profiles, SSO, instance and
+ *   task roles).
+ *
+ * A malformed endpoint, or one key without the other, is a `ConfigError` naming the variable.
+ * Gotcha: an endpoint on AWS itself (e.g. a VPC endpoint) with role credentials is not this
+ * rule's case (it would get the local keys): pass your own `Config` to {@link layerConfig}.
  *
  * @since 0.2.0
  * @category config
  */
 export const envConfig: Config.Config<DynamoClientOptions> = Config.all({
-  endpoint: Config.option(Config.String("DYNAMODB_ENDPOINT")),
+  endpoint: endpointConfig,
   region: Config.option(Config.String("AWS_REGION")),
   accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
   secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY")),
   sessionToken: Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
 }).pipe(
-  Config.map((env): DynamoClientOptions => {
-    const endpoint = Option.filter(Option.map(env.endpoint, (e) => e.trim()), (e) => e.length > 0)
-    const local = Option.isSome(endpoint) && isLoopback(endpoint.value)
-    return {
-      endpoint: Option.getOrUndefined(endpoint),
-      region: Option.getOrUndefined(env.region) ?? (local ? localDefaults.region : undefined),
+  Config.mapEffect((env): Effect.Effect<DynamoClientOptions, Config.ConfigError> => {
+    const sessionToken = Option.getOrUndefined(env.sessionToken)
+    if (Option.isSome(env.endpoint)) {
+      return Effect.succeed({
+        endpoint: env.endpoint.value,
+        region: Option.getOrElse(env.region, () => localDefaults.region),
+        credentials: {
+          accessKeyId: Option.getOrElse(env.accessKeyId, () => localDefaults.accessKeyId),
+          secretAccessKey: Option.getOrElse(env.secretAccessKey, () => localDefaults.secretAccessKey),
+          ...(sessionToken !== undefined ? { sessionToken } : {})
+        }
+      })
+    }
+    if (Option.isSome(env.accessKeyId) !== Option.isSome(env.secretAccessKey)) {
+      const [missing, present] = Option.isSome(env.accessKeyId)
+        ? ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]
+        : ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+      return Effect.fail(configError(
+        missing,
+        `${missing} is not set but ${present} is: set both, or neither to use the AWS SDK's credential chain (profiles, SSO, roles)`
+      ))
+    }
+    return Effect.succeed({
+      endpoint: undefined,
+      region: Option.getOrUndefined(env.region),
       credentials: Option.isSome(env.accessKeyId) && Option.isSome(env.secretAccessKey)
         ? {
           accessKeyId: env.accessKeyId.value,
           secretAccessKey: env.secretAccessKey.value,
-          sessionToken: Option.getOrUndefined(env.sessionToken)
+          ...(sessionToken !== undefined ? { sessionToken } : {})
         }
-        : local
-        ? { accessKeyId: localDefaults.accessKeyId, secretAccessKey: localDefaults.secretAccessKey }
         : undefined
-    }
+    })
   })
 )
+
+/**
+ * The SDK client's region, or a `ConfigError` naming `AWS_REGION`: without one, every request
+ * would fail with the SDK's `Region is missing`.
+ */
+const requireRegion = (sdk: DynamoDBClient): Effect.Effect<void, Config.ConfigError> =>
+  Effect.tryPromise({
+    try: () => sdk.config.region(),
+    catch: () =>
+      configError(
+        "AWS_REGION",
+        "no AWS region: set AWS_REGION (e.g. AWS_REGION=eu-west-1) or a region in your AWS profile, " +
+          "or set DYNAMODB_ENDPOINT (e.g. http://localhost:8000) for DynamoDB Local"
+      )
+  })
 
 /**
  * {@link layer} with its options read through Effect `Config`, as Effect's own drivers take
  * them (`Config.Wrap`): one `Config` of the whole options, or a record with a `Config` (or
  * `Config.succeed(value)`) per option. Without an argument it reads {@link envConfig}
  * (`DYNAMODB_ENDPOINT`, `AWS_REGION`, `AWS_*` credentials). A missing or malformed value
- * fails the layer with a `ConfigError` that names it.
+ * fails the layer with a `ConfigError` that names it, and so does a client without a region
+ * (neither the config nor your AWS profile names one).
  *
  * ```ts
  * // Your own names:
@@ -635,4 +686,12 @@ export const envConfig: Config.Config<DynamoClientOptions> = Config.all({
  */
 export const layerConfig = (
   config: Config.Wrap<DynamoClientOptions> = envConfig
-): Layer.Layer<DynamoClient, Config.ConfigError> => Layer.unwrap(Effect.map(Config.unwrap(config), layer))
+): Layer.Layer<DynamoClient, Config.ConfigError> =>
+  Layer.effect(
+    DynamoClient,
+    Effect.gen(function*() {
+      const client = yield* make(yield* Config.unwrap(config))
+      yield* requireRegion(client.sdk)
+      return client
+    })
+  )

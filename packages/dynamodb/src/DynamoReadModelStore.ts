@@ -33,6 +33,8 @@ import {
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
   type WriteRequest
 } from "@aws-sdk/client-dynamodb"
 import { type Errors, ReadModel } from "@dynamo-es/core"
@@ -52,9 +54,13 @@ export interface DynamoReadModelStoreOptions extends ReadModel.ReadModelStoreOpt
 }
 
 
-// `Name` and `Data` are DynamoDB reserved words: expressions use placeholders.
-const names = { "#n": "Name", "#i": "Id", "#d": "Data" }
-const projection = "#i, #d"
+// `Name` and `Data` are DynamoDB reserved words: expressions use placeholders. `Pos` (N)
+// and `Del` (BOOL) are written by projections' guarded writes: a row's log position, and
+// a tombstone (a removed row whose position is kept), which no read returns.
+const names = { "#n": "Name", "#i": "Id", "#d": "Data", "#del": "Del" }
+const projection = "#i, #d, #del"
+const rowNames = { "#i": "Id", "#d": "Data", "#del": "Del" }
+const isTombstone = (item: Record<string, AttributeValue>) => item.Del?.BOOL === true
 
 const keyOf = (name: string, id: string): Record<string, AttributeValue> => ({ Name: { S: name }, Id: { S: id } })
 
@@ -85,11 +91,11 @@ export const makeStorage = (tableName: string) =>
             Key: keyOf(name, id),
             ConsistentRead: consistentRead,
             ProjectionExpression: projection,
-            ExpressionAttributeNames: { "#i": "Id", "#d": "Data" },
+            ExpressionAttributeNames: rowNames,
             ReturnConsumedCapacity: "TOTAL"
           }),
           { abortSignal }
-        ))).pipe(Effect.map((r) => (r.Item === undefined ? undefined : toRow(r.Item))))
+        ))).pipe(Effect.map((r) => (r.Item === undefined || isTombstone(r.Item) ? undefined : toRow(r.Item))))
 
     const getBatch: ReadModel.Storage["getBatch"] = (name, ids, consistentRead) =>
       unconditional(client.call("BatchGetItem", table, (c, abortSignal) =>
@@ -100,7 +106,7 @@ export const makeStorage = (tableName: string) =>
                 Keys: ids.map((id) => keyOf(name, id)),
                 ConsistentRead: consistentRead,
                 ProjectionExpression: projection,
-                ExpressionAttributeNames: { "#i": "Id", "#d": "Data" }
+                ExpressionAttributeNames: rowNames
               }
             },
             ReturnConsumedCapacity: "TOTAL"
@@ -108,7 +114,7 @@ export const makeStorage = (tableName: string) =>
           { abortSignal }
         ))).pipe(
           Effect.map((r) => ({
-            rows: (r.Responses?.[table] ?? []).map(toRow),
+            rows: (r.Responses?.[table] ?? []).filter((item) => !isTombstone(item)).map(toRow),
             unprocessed: (r.UnprocessedKeys?.[table]?.Keys ?? []).map((k) => k.Id?.S ?? "")
           }))
         )
@@ -118,6 +124,8 @@ export const makeStorage = (tableName: string) =>
         KeyConditionExpression: "#n = :n",
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ":n": { S: name } },
+        // Tombstones are read (and billed) but not returned.
+        FilterExpression: "attribute_not_exists(#del)",
         ProjectionExpression: projection,
         ConsistentRead: consistentRead,
         ...(limit !== undefined ? { Limit: limit } : {})
@@ -153,7 +161,152 @@ export const makeStorage = (tableName: string) =>
         )
       ).pipe(Effect.map((left) => ({ unprocessed: left.map(writeRequestId) })))
 
-    const storage: ReadModel.Storage = { table, get, getBatch, queryPage, put, delete: remove, writeBatch }
+    const conditionalPut = (
+      operation: string,
+      item: Record<string, AttributeValue>,
+      condition: string,
+      values: Record<string, AttributeValue>,
+      attributeNames: Record<string, string>
+    ) =>
+      client.call("PutItem", table, (c) =>
+        c.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: item,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: attributeNames,
+            ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        )).pipe(
+          Effect.as(true),
+          Effect.catchTag("ConditionFailed", () => Effect.succeed(false)),
+          Effect.catchTag("TransactionCanceled", (e) => Effect.die(e)),
+          Effect.withSpan(`DynamoReadModelStore.${operation}`)
+        )
+
+    const conditional: ReadModel.ConditionalStorage = {
+      readGuarded: (name, id) =>
+        unconditional(client.call("GetItem", table, (c, abortSignal) =>
+          c.send(
+            new GetItemCommand({ TableName: table, Key: keyOf(name, id), ConsistentRead: true, ReturnConsumedCapacity: "TOTAL" }),
+            { abortSignal }
+          ))).pipe(
+            Effect.map((r) =>
+              r.Item === undefined
+                ? undefined
+                : { data: isTombstone(r.Item) ? undefined : r.Item.Data?.S, position: Number(r.Item.Pos?.N ?? 0) }
+            )
+          ),
+      readGuardedBatch: (name, ids) =>
+        unconditional(client.call("BatchGetItem", table, (c, abortSignal) =>
+          c.send(
+            new BatchGetItemCommand({
+              RequestItems: { [table]: { Keys: ids.map((id) => keyOf(name, id)), ConsistentRead: true } },
+              ReturnConsumedCapacity: "TOTAL"
+            }),
+            { abortSignal }
+          ))).pipe(
+            Effect.map((r) => ({
+              rows: (r.Responses?.[table] ?? []).map((item) => ({
+                id: item.Id?.S ?? "",
+                data: isTombstone(item) ? undefined : item.Data?.S,
+                position: Number(item.Pos?.N ?? 0)
+              })),
+              unprocessed: (r.UnprocessedKeys?.[table]?.Keys ?? []).map((k) => k.Id?.S ?? "")
+            }))
+          ),
+      queryTombstones: (name, exclusiveStartId) =>
+        queryPageOnce(client, table, {
+          KeyConditionExpression: "#n = :n",
+          FilterExpression: "#del = :t",
+          ExpressionAttributeNames: { "#n": "Name", "#i": "Id", "#del": "Del", "#p": "Pos" },
+          ExpressionAttributeValues: { ":n": { S: name }, ":t": { BOOL: true } },
+          ProjectionExpression: "#i, #p",
+          ConsistentRead: true
+        }, exclusiveStartId !== undefined ? keyOf(name, exclusiveStartId) : undefined).pipe(
+          Effect.map((page) => ({
+            rows: page.items.map((item) => ({ id: item.Id?.S ?? "", position: Number(item.Pos?.N ?? 0) })),
+            lastEvaluatedId: page.lastEvaluatedKey?.Id?.S
+          }))
+        ),
+      deleteTombstone: (name, id, position) =>
+        client.call("DeleteItem", table, (c) =>
+          c.send(
+            new DeleteItemCommand({
+              TableName: table,
+              Key: keyOf(name, id),
+              ConditionExpression: "#del = :t AND #p = :p",
+              ExpressionAttributeNames: { "#del": "Del", "#p": "Pos" },
+              ExpressionAttributeValues: { ":t": { BOOL: true }, ":p": { N: String(position) } },
+              ReturnConsumedCapacity: "TOTAL"
+            })
+          )).pipe(
+            Effect.as(true),
+            Effect.catchTag("ConditionFailed", () => Effect.succeed(false)),
+            Effect.catchTag("TransactionCanceled", (e) => Effect.die(e))
+          ),
+      writeGuarded: (name, write) =>
+        conditionalPut(
+          "writeGuarded",
+          write._tag === "Put"
+            ? { Name: { S: name }, Id: { S: write.id }, Data: { S: write.data }, Pos: { N: String(write.position) } }
+            : { Name: { S: name }, Id: { S: write.id }, Pos: { N: String(write.position) }, Del: { BOOL: true } },
+          "attribute_not_exists(#i) OR attribute_not_exists(#p) OR #p < :p",
+          { ":p": { N: String(write.position) } },
+          { "#i": "Id", "#p": "Pos" }
+        ),
+      compareAndSet: (name, id, expected, data) =>
+        expected === undefined
+          ? conditionalPut("compareAndSet", { Name: { S: name }, Id: { S: id }, Data: { S: data } }, "attribute_not_exists(#i)", {}, { "#i": "Id" })
+          : conditionalPut(
+            "compareAndSet",
+            { Name: { S: name }, Id: { S: id }, Data: { S: data } },
+            "#d = :e",
+            { ":e": { S: expected } },
+            { "#d": "Data" }
+          )
+    }
+
+    // The compare-and-set is the last item: a ConditionalCheckFailed can only be its own.
+    const transact: ReadModel.ConditionalStorage["transact"] = (writes, check) =>
+      client.call("TransactWriteItems", table, (c) =>
+        c.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              ...writes.map(({ name, operation }): TransactWriteItem =>
+                Predicate.isTagged(operation, "Put")
+                  ? { Put: { TableName: table, Item: { Name: { S: name }, Id: { S: operation.id }, Data: { S: operation.data } } } }
+                  : { Delete: { TableName: table, Key: keyOf(name, operation.id) } }
+              ),
+              {
+                Put: {
+                  TableName: table,
+                  Item: { Name: { S: check.name }, Id: { S: check.id }, Data: { S: check.data } },
+                  ConditionExpression: "#d = :e",
+                  ExpressionAttributeNames: { "#d": "Data" },
+                  ExpressionAttributeValues: { ":e": { S: check.expected } }
+                }
+              }
+            ],
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        )).pipe(
+          Effect.as(true),
+          Effect.catchTag("TransactionCanceled", () => Effect.succeed(false)),
+          Effect.catchTag("ConditionFailed", (e) => Effect.die(e))
+        )
+
+    const storage: ReadModel.Storage = {
+      table,
+      get,
+      getBatch,
+      queryPage,
+      put,
+      delete: remove,
+      writeBatch,
+      conditional: { ...conditional, transact }
+    }
     return storage
   })
 

@@ -15,7 +15,7 @@ import {
   UpdateTimeToLiveCommand
 } from "@aws-sdk/client-dynamodb"
 import { Errors } from "@dynamo-es/core"
-import { Duration, Effect, Schedule, Schema } from "effect"
+import { Duration, Effect, Predicate, Schedule, Schema } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 
 /**
@@ -168,7 +168,7 @@ const waitActive = (client: DynamoClient["Service"], tableName: string) =>
     ),
     // New tables (with streams) take seconds to minutes on AWS; DynamoDB Local is instant.
     Effect.retry({
-      while: (e) => e._tag === "StorageError" && e.reason === "Unavailable",
+      while: (e) => Predicate.isTagged(e, "StorageError") && e.reason === "Unavailable",
       schedule: Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])
     }),
     Effect.timeoutOrElse({
@@ -184,19 +184,22 @@ const waitActive = (client: DynamoClient["Service"], tableName: string) =>
   )
 
 const notFound = (e: { readonly _tag: string; readonly reason?: string }) =>
-  e._tag === "StorageError" && e.reason === "ResourceNotFound"
+  e.reason === "ResourceNotFound" && Predicate.isTagged(e, "StorageError")
 
 /**
  * Creates each table that does not exist, waits until it is ACTIVE and enables its TTL.
  * Existing tables are left alone, but their key schema is checked
  * ({@link TableMismatchError} when it differs). Idempotent; safe to run at every start
- * in development. Returns the names of the tables it created.
+ * in development. Returns the names of the tables it created. A table name DynamoDB would
+ * refuse dies ({@link checkTableName}) before any request is sent.
  *
  * @since 0.1.0
  * @category operations
  */
 export const ensureTables = Effect.fn("ensureTables")(function*(definitions: ReadonlyArray<TableDefinition>) {
   const client = yield* DynamoClient
+  // Every name first: a bad one dies before any table is created.
+  for (const def of definitions) yield* checkTableName("ensureTables", def.create.TableName)
   const created: Array<string> = []
   for (const def of definitions) {
     const name = def.create.TableName
@@ -208,7 +211,7 @@ export const ensureTables = Effect.fn("ensureTables")(function*(definitions: Rea
     if (existing === undefined) {
       yield* client.call("CreateTable", name, (c, abortSignal) => c.send(new CreateTableCommand(def.create), { abortSignal })).pipe(
         Effect.catchIf(
-          (e) => e._tag === "StorageError" && /ResourceInUse/.test(e.detail),
+          (e) => Predicate.isTagged(e, "StorageError") && /ResourceInUse/.test(e.detail),
           () => Effect.void // created concurrently by someone else: fine
         )
       )

@@ -9,6 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { EventStore, ReadModel, SnapshotStore } from "@dynamo-es/core"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Config, ConfigProvider, Effect, Layer, Option, Schema } from "effect"
+import { hostname } from "node:os"
 import { DynamoClient, DynamoEventStore, DynamoReadModelStore, DynamoSnapshotStore, Tables } from "../src/index.js"
 import { failure } from "./faultHelpers.js"
 
@@ -55,7 +56,7 @@ describe("layerConfig", { timeout: 60_000 }, () => {
         Config.map((o) => ({ ...o, credentials: connection.credentials }))
       )
       assert.isArray((yield* listTables.pipe(Effect.provide(DynamoClient.layerConfig(whole)), withMap({ DDB: connection.endpoint }))).TableNames)
-      // envConfig: a loopback DYNAMODB_ENDPOINT needs no region or keys.
+      // envConfig: a DYNAMODB_ENDPOINT needs no region or keys.
       const options = yield* DynamoClient.envConfig.pipe(withEnv({ DYNAMODB_ENDPOINT: ` ${connection.endpoint} ` }))
       assert.deepStrictEqual(options, {
         endpoint: connection.endpoint,
@@ -65,12 +66,64 @@ describe("layerConfig", { timeout: 60_000 }, () => {
       assert.isArray(
         (yield* listTables.pipe(Effect.provide(DynamoClient.layerConfig()), withEnv({ DYNAMODB_ENDPOINT: connection.endpoint }))).TableNames
       )
-      // Elsewhere, nothing is invented: unset means the SDK's own resolution.
-      assert.deepStrictEqual(
-        yield* DynamoClient.envConfig.pipe(withEnv({ DYNAMODB_ENDPOINT: "https://dynamodb.example.com" })),
-        { endpoint: "https://dynamodb.example.com", region: undefined, credentials: undefined }
-      )
     }).pipe(Effect.provide(local)))
+
+  it.live("one rule for every entry point: an endpoint on any host gets the local defaults, in the client and in DynamoDBLocal alike", () =>
+    Effect.gen(function*() {
+      const connection = yield* DynamoDBLocal.DynamoDBLocal
+      // The same DynamoDB Local, reached through this machine's name instead of 127.0.0.1
+      // (as from another container): no AWS variables needed either.
+      const remote = connection.endpoint.replace("127.0.0.1", hostname())
+      assert.notStrictEqual(remote, connection.endpoint)
+      const env = { DYNAMODB_ENDPOINT: remote }
+      const options = yield* DynamoClient.envConfig.pipe(withEnv(env))
+      assert.deepStrictEqual(options, {
+        endpoint: remote,
+        region: DynamoClient.localDefaults.region,
+        credentials: { accessKeyId: DynamoClient.localDefaults.accessKeyId, secretAccessKey: DynamoClient.localDefaults.secretAccessKey }
+      })
+      assert.isArray((yield* listTables.pipe(Effect.provide(DynamoClient.layerConfig()), withEnv(env))).TableNames)
+      // DynamoDBLocal reads the same variables with the same rule: the same connection.
+      const viaLocal = yield* DynamoDBLocal.DynamoDBLocal.pipe(Effect.provide(DynamoDBLocal.layer()), withEnv(env))
+      assert.deepStrictEqual(viaLocal, {
+        endpoint: remote,
+        region: options.region!,
+        credentials: { accessKeyId: DynamoClient.localDefaults.accessKeyId, secretAccessKey: DynamoClient.localDefaults.secretAccessKey },
+        started: false
+      })
+      // Each variable that is set wins over its default, one by one.
+      const some = yield* DynamoClient.envConfig.pipe(withEnv({ ...env, AWS_REGION: "eu-west-1", AWS_ACCESS_KEY_ID: "someone" }))
+      assert.strictEqual(some.region, "eu-west-1")
+      assert.deepStrictEqual(some.credentials, { accessKeyId: "someone", secretAccessKey: DynamoClient.localDefaults.secretAccessKey })
+    }).pipe(Effect.provide(local)))
+
+  it.effect("without DYNAMODB_ENDPOINT nothing is invented, and each config mistake is a ConfigError naming its variable", () =>
+    Effect.gen(function*() {
+      // AWS itself: unset region and keys are left to the SDK (profile, credential chain).
+      assert.deepStrictEqual(yield* DynamoClient.envConfig.pipe(withEnv({})), {
+        endpoint: undefined,
+        region: undefined,
+        credentials: undefined
+      })
+      const aws = yield* DynamoClient.envConfig.pipe(
+        withEnv({ AWS_REGION: "eu-west-1", AWS_ACCESS_KEY_ID: "AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY: "secret" })
+      )
+      assert.strictEqual(aws.region, "eu-west-1")
+      assert.strictEqual(aws.credentials?.accessKeyId, "AKIDEXAMPLE")
+
+      const configError = (env: Record<string, string>) =>
+        DynamoClient.envConfig.pipe(withEnv(env), Effect.flip, Effect.map((e) => {
+          assert.strictEqual(e._tag, "ConfigError")
+          return e.message
+        }))
+      for (const endpoint of ["nope", "localhost:8000", "ftp://localhost:8000", "http://"]) {
+        assert.match(yield* configError({ DYNAMODB_ENDPOINT: endpoint }), /DYNAMODB_ENDPOINT must be an http\(s\) URL such as http:\/\/localhost:8000/)
+      }
+      assert.match(yield* configError({ AWS_ACCESS_KEY_ID: "AKIDEXAMPLE" }), /AWS_SECRET_ACCESS_KEY is not set but AWS_ACCESS_KEY_ID is/)
+      assert.match(yield* configError({ AWS_SECRET_ACCESS_KEY: "secret" }), /AWS_ACCESS_KEY_ID is not set but AWS_SECRET_ACCESS_KEY is/)
+      // A blank endpoint is an unset one.
+      assert.strictEqual((yield* DynamoClient.envConfig.pipe(withEnv({ DYNAMODB_ENDPOINT: "  " }))).endpoint, undefined)
+    }))
 
   it.live("the stores' layerConfig take their options as Configs, and read DYNAMO_ES_* without an argument", () =>
     Effect.gen(function*() {

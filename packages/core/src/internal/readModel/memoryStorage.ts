@@ -11,17 +11,21 @@ import { compareIds, rowSize } from "./limits.js"
 
 const ONE_MB = 1024 * 1024
 
-/** A memory table: its storage, and raw access for this repository's own tests. */
-export interface MemoryTable {
-  readonly storage: MemoryStorage
-  /** Writes a row bypassing every check (`undefined` data: no `Data` attribute). */
-  readonly putRaw: (name: string, id: string, data: string | undefined) => void
-  /** Drops every row (a recreated table). */
-  readonly reset: () => void
+/** A stored row: `Data` (absent: `undefined`), `Pos` when written by a guarded write, `Del` for a tombstone. */
+interface Cell {
+  readonly data: string | undefined
+  readonly position?: number | undefined
+  readonly tombstone?: boolean | undefined
 }
 
-export const makeMemoryTable = (table = "memory"): MemoryTable => {
-  const partitions = new Map<string, Map<string, string | undefined>>()
+/**
+ * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
+  const partitions = new Map<string, Map<string, Cell>>()
   const partition = (name: string) => {
     let p = partitions.get(name)
     if (p === undefined) {
@@ -30,16 +34,18 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
     }
     return p
   }
-  const sortedIds = (name: string) => [...(partitions.get(name)?.keys() ?? [])].sort(compareIds)
+  // Tombstones are invisible to every primitive but the guarded ones.
+  const sortedIds = (name: string) =>
+    [...(partitions.get(name)?.entries() ?? [])].flatMap(([id, cell]) => (cell.tombstone === true ? [] : [id])).sort(compareIds)
   const rowOf = (name: string, id: string): StoredRow | undefined => {
-    const p = partitions.get(name)
-    return p?.has(id) ? { id, data: p.get(id) } : undefined
+    const cell = partitions.get(name)?.get(id)
+    return cell === undefined || cell.tombstone === true ? undefined : { id, data: cell.data }
   }
   // Yield first, as a real request would: concurrent requests then overlap, which the
   // skip-unchanged bookkeeping must survive just as it must on DynamoDB.
   const request = <X>(apply: () => X): Effect.Effect<X> => Effect.andThen(Effect.yieldNow, Effect.sync(apply))
 
-  const storage: MemoryStorage = {
+  return {
     table,
     get: (name, id) => request(() => rowOf(name, id)),
     getBatch: (name, ids) =>
@@ -62,7 +68,7 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
       }),
     put: (name, id, data) =>
       request(() => {
-        partition(name).set(id, data)
+        partition(name).set(id, { data })
       }),
     delete: (name, id) =>
       request(() => {
@@ -77,28 +83,73 @@ export const makeMemoryTable = (table = "memory"): MemoryTable => {
         }
         return request(() => {
           for (const op of operations) {
-            if (op._tag === "Put") partition(name).set(op.id, op.data)
+            if (op._tag === "Put") partition(name).set(op.id, { data: op.data })
             else partitions.get(name)?.delete(op.id)
           }
           return { unprocessed: [] }
         })
       }),
+    conditional: {
+      readGuarded: (name, id) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          return cell === undefined ? undefined : { data: cell.tombstone === true ? undefined : cell.data, position: cell.position ?? 0 }
+        }),
+      readGuardedBatch: (name, ids) =>
+        request(() => ({
+          rows: ids.flatMap((id) => {
+            const cell = partitions.get(name)?.get(id)
+            return cell === undefined ? [] : [{ id, data: cell.tombstone === true ? undefined : cell.data, position: cell.position ?? 0 }]
+          }).reverse(),
+          unprocessed: []
+        })),
+      writeGuarded: (name, write) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(write.id)
+          if (cell !== undefined && (cell.position ?? 0) >= write.position) return false
+          partition(name).set(
+            write.id,
+            write._tag === "Put"
+              ? { data: write.data, position: write.position }
+              : { data: undefined, position: write.position, tombstone: true }
+          )
+          return true
+        }),
+      compareAndSet: (name, id, expected, data) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          const holds = expected === undefined ? cell === undefined : cell !== undefined && cell.tombstone !== true && cell.data === expected
+          if (!holds) return false
+          partition(name).set(id, { data })
+          return true
+        }),
+      queryTombstones: (name, exclusiveStartId) =>
+        request(() => ({
+          rows: [...(partitions.get(name)?.entries() ?? [])]
+            .filter(([id, cell]) => cell.tombstone === true && (exclusiveStartId === undefined || compareIds(id, exclusiveStartId) > 0))
+            .sort(([a], [b]) => compareIds(a, b))
+            .map(([id, cell]) => ({ id, position: cell.position ?? 0 })),
+          lastEvaluatedId: undefined
+        })),
+      deleteTombstone: (name, id, position) =>
+        request(() => {
+          const cell = partitions.get(name)?.get(id)
+          if (cell?.tombstone !== true || cell.position !== position) return false
+          partitions.get(name)!.delete(id)
+          return true
+        }),
+      transact: (writes, check) =>
+        request(() => {
+          const cell = partitions.get(check.name)?.get(check.id)
+          if (cell === undefined || cell.tombstone === true || cell.data !== check.expected) return false
+          for (const { name, operation } of writes) {
+            if (operation._tag === "Put") partition(name).set(operation.id, { data: operation.data })
+            else partitions.get(name)?.delete(operation.id)
+          }
+          partition(check.name).set(check.id, { data: check.data })
+          return true
+        })
+    },
     rows: (name) => Effect.sync(() => sortedIds(name).map((id) => rowOf(name, id)!))
   }
-
-  return {
-    storage,
-    putRaw: (name, id, data) => {
-      partition(name).set(id, data)
-    },
-    reset: () => partitions.clear()
-  }
 }
-
-/**
- * Builds an in-memory {@link MemoryStorage}: DynamoDB's semantics, no faults.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeMemoryStorage = (table = "memory"): MemoryStorage => makeMemoryTable(table).storage

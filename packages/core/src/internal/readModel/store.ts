@@ -40,6 +40,7 @@ export const make = (storage: Storage, options: ReadModelStoreOptions = {}): Eff
       table: store.table,
       create,
       createDeferred,
-      clearSnapshots: Effect.sync(() => store.memory.clear())
+      clearSnapshots: Effect.sync(() => store.memory.clear()),
+      storage
     }
   })

@@ -1,0 +1,308 @@
+/**
+ * The unit of work of one projection batch: the repositories a handler gets (keyed
+ * read-modify-write: find, get, save, remove), staged changes with the log position of the
+ * event that made them, a savepoint per event (a failing event's changes are undone), and
+ * the flush of the two write modes:
+ *
+ * - guarded: one conditional write per changed row, landing only when the stored position is
+ *   lower; a row loaded with position `p` ignores saves and removes by events at `e <= p`
+ *   (that event is already in the row);
+ * - atLeastOnce: `BatchWriteItem`, 25 rows per request, unprocessed items retried.
+ */
+import { Effect, Option, type Schema } from "effect"
+import { NotFoundError, StorageError } from "../../Errors.js"
+import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
+import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
+import { MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ID_BYTES, rowSize } from "../readModel/limits.js"
+import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
+import { validateId, validateText } from "../readModel/validation.js"
+
+export type WriteMode = "guarded" | "atLeastOnce" | "transactional"
+
+/** What the unit of work knows of one row. */
+interface Entry<A> {
+  readonly model: Option.Option<A>
+  /** The position of the last event applied to the row (stored or staged). */
+  readonly position: number
+  /** The staged write: the row's new JSON, or `null` for a remove. */
+  readonly staged?: string | null | undefined
+}
+
+export interface RepositorySpec {
+  readonly name: string
+  readonly schema: Schema.Codec<any, any>
+  readonly idOf?: ((model: any) => string) | undefined
+}
+
+export interface UnitOfWorkStats {
+  /** Rows written (guarded writes that landed, or batch items). */
+  rowsWritten: number
+  /** Guarded writes refused because the row already held a later event. */
+  rowsRejected: number
+  /** Saves and removes dropped because the row already held the event. */
+  changesSkipped: number
+  requests: number
+}
+
+export const makeUnitOfWork = (options: {
+  readonly storage: Storage
+  readonly conditional: ConditionalStorage | undefined
+  readonly mode: WriteMode
+  readonly specs: Readonly<Record<string, RepositorySpec>>
+  readonly writeConcurrency: number
+  readonly readConcurrency: number
+}) => {
+  const { conditional, mode, storage } = options
+  /** Per repository name: its rows. */
+  const rows = new Map<string, Map<string, Entry<any>>>()
+  /** Undo log since the last savepoint: (repository, id, entry before). */
+  let undo: Array<readonly [string, string, Entry<any> | undefined]> = []
+  let position = 0
+  const stats: UnitOfWorkStats = { rowsWritten: 0, rowsRejected: 0, changesSkipped: 0, requests: 0 }
+
+  const tableOf = (name: string) => {
+    let t = rows.get(name)
+    if (t === undefined) {
+      t = new Map()
+      rows.set(name, t)
+    }
+    return t
+  }
+
+  const makeRepository = <A>(spec: RepositorySpec) => {
+    const name = spec.name
+    const idOf = spec.idOf ?? ((model: A) => (model as { readonly id: string }).id)
+    const codec: RowCodec<A> = makeRowCodec({ table: storage.table, name, schema: spec.schema, idOf })
+    const table = tableOf(name)
+
+    /** The row as storage has it: its model and position (guarded: tombstones included). */
+    const load = (id: string) =>
+      Effect.gen(function*() {
+        if (mode === "guarded") {
+          const row = yield* conditional!.readGuarded(name, id)
+          if (row === undefined) return { model: Option.none<A>(), position: 0 }
+          if (row.data === undefined) return { model: Option.none<A>(), position: row.position }
+          return { model: Option.some(yield* codec.decodeRow({ id, data: row.data })), position: row.position }
+        }
+        const row = yield* storage.get(name, id, true)
+        return { model: row === undefined ? Option.none<A>() : Option.some(yield* codec.decodeRow(row)), position: 0 }
+      })
+
+    const entry = (id: string) =>
+      Effect.suspend(() => {
+        const known = table.get(id)
+        if (known !== undefined) return Effect.succeed(known as Entry<A>)
+        return Effect.map(load(id), (loaded): Entry<A> => {
+          // Another fiber of the handler may have staged it meanwhile: the unit of work wins.
+          const again = table.get(id)
+          if (again !== undefined) return again as Entry<A>
+          table.set(id, loaded)
+          return loaded
+        })
+      })
+
+    const stage = (id: string, model: Option.Option<A>, staged: string | null) =>
+      // At least once: a blind write needs no read (nothing is guarded).
+      Effect.map(mode === "guarded" ? entry(id) : Effect.succeed(table.get(id)), (current) => {
+        // The event is already in the row (a replay, a duplicate, a stale runner): skip it.
+        if (mode === "guarded" && current !== undefined && current.position >= position) {
+          stats.changesSkipped++
+          return
+        }
+        undo.push([name, id, current])
+        table.set(id, { model, position, staged })
+      })
+
+    /** Reads the rows of `ids` not known yet, 100 per request, `readConcurrency` in flight. */
+    const prefetch = (ids: ReadonlyArray<string>) =>
+      Effect.suspend(() => {
+        const missing = [...new Set(ids)].filter((id) => !table.has(id) && validateText("prefetch", "id", id, MAX_ID_BYTES) === undefined)
+        return Effect.forEach(chunksOf(missing, MAX_BATCH_GET), (chunk) => {
+          let remaining: ReadonlyArray<string> = chunk
+          return untilProcessed(
+            defaultUnprocessedRetrySchedule,
+            Effect.gen(function*() {
+              stats.requests++
+              const found = new Map<string, { readonly data: string | undefined; readonly position: number }>()
+              let unprocessed: ReadonlyArray<string>
+              if (mode === "guarded") {
+                const r = yield* conditional!.readGuardedBatch(name, remaining)
+                for (const row of r.rows) found.set(row.id, row)
+                unprocessed = r.unprocessed
+              } else {
+                const r = yield* storage.getBatch(name, remaining, true)
+                for (const row of r.rows) found.set(row.id, { data: row.data, position: 0 })
+                unprocessed = r.unprocessed
+              }
+              const left = new Set(unprocessed)
+              for (const id of remaining) {
+                if (left.has(id) || table.has(id)) continue
+                const row = found.get(id)
+                table.set(id, {
+                  model: row?.data === undefined ? Option.none() : Option.some(yield* codec.decodeRow({ id, data: row.data })),
+                  position: row?.position ?? 0
+                })
+              }
+              remaining = remaining.filter((id) => left.has(id))
+              return remaining.length
+            })
+          ).pipe(
+            Effect.catchTag("Unprocessed", () =>
+              Effect.fail(
+                new StorageError({
+                  operation: "BatchGetItem",
+                  reason: "Throttled",
+                  resource: storage.table,
+                  detail: `${remaining.length} key(s) stayed unprocessed after every retry`
+                })
+              ))
+          )
+        }, { concurrency: options.readConcurrency, discard: true })
+      })
+
+    const find = (idInput: string) =>
+      Effect.flatMap(validateId("find", idInput), (id) => Effect.map(entry(id), (e) => e.model))
+
+    return {
+      name,
+      prefetch,
+      find,
+      get: (id: string) =>
+        Effect.flatMap(find(id), (found) =>
+          Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(new NotFoundError({ resource: "readModel", id }))),
+      save: (model: A) => Effect.flatMap(codec.prepare("save", model), ({ data, id }) => stage(id, Option.some(model), data)),
+      remove: (idInput: string) => Effect.flatMap(validateId("remove", idInput), (id) => stage(id, Option.none(), null))
+    }
+  }
+
+  const made = Object.fromEntries(
+    Object.entries(options.specs).map(([key, spec]) => [key, makeRepository(spec)])
+  )
+  const repositories = Object.fromEntries(
+    Object.entries(made).map(([key, { prefetch: _, ...repository }]) => [key, repository])
+  )
+
+  /** Reads at once the rows a batch will read: ids per repository key. */
+  const prefetch = (ids: ReadonlyMap<string, ReadonlyArray<string>>) =>
+    Effect.forEach(ids, ([key, list]) => made[key]?.prefetch(list) ?? Effect.void, { concurrency: "unbounded", discard: true })
+
+  /** Starts the event at `at`: its changes can be undone until the next savepoint. */
+  const begin = (at: number) => {
+    position = at
+    undo = []
+  }
+
+  /** Undoes the changes of the current event. */
+  const rollback = () => {
+    for (let i = undo.length - 1; i >= 0; i--) {
+      const [name, id, before] = undo[i]!
+      if (before === undefined) tableOf(name).delete(id)
+      else tableOf(name).set(id, before)
+    }
+    undo = []
+  }
+
+  const stagedWrites = () =>
+    [...rows.entries()].flatMap(([name, table]) =>
+      [...table.entries()].flatMap(([id, e]) => (e.staged === undefined ? [] : [{ name, id, data: e.staged, position: e.position }]))
+    )
+
+  const flushGuarded = Effect.suspend(() =>
+    Effect.forEach(stagedWrites(), (w) =>
+      Effect.suspend(() => {
+        stats.requests++
+        return conditional!.writeGuarded(
+          w.name,
+          w.data === null ? { _tag: "Tombstone", id: w.id, position: w.position } : { _tag: "Put", id: w.id, data: w.data, position: w.position }
+        )
+      }).pipe(
+        Effect.map((landed) => {
+          if (landed) stats.rowsWritten++
+          else stats.rowsRejected++
+        })
+      ), { concurrency: options.writeConcurrency, discard: true })
+  )
+
+  const flushBatched = Effect.suspend(() => {
+    const byName = new Map<string, Array<WriteOperation>>()
+    for (const w of stagedWrites()) {
+      const list = byName.get(w.name) ?? []
+      list.push(w.data === null ? { _tag: "Delete", id: w.id } : { _tag: "Put", id: w.id, data: w.data })
+      byName.set(w.name, list)
+    }
+    const batches = [...byName.entries()].flatMap(([name, ops]) => chunksOf(ops, MAX_BATCH_WRITE).map((batch) => [name, batch] as const))
+    return Effect.forEach(batches, ([name, batch]) => {
+      let remaining = batch
+      return untilProcessed(
+        defaultUnprocessedRetrySchedule,
+        Effect.suspend(() => {
+          stats.requests++
+          return storage.writeBatch(name, remaining)
+        }).pipe(Effect.map(({ unprocessed }) => {
+          const left = new Set(unprocessed)
+          stats.rowsWritten += remaining.length - left.size
+          remaining = remaining.filter((op) => left.has(op.id))
+          return remaining.length
+        }))
+      ).pipe(
+        Effect.catchTag("Unprocessed", () =>
+          Effect.fail(
+            new StorageError({
+              operation: "BatchWriteItem",
+              reason: "Throttled",
+              resource: storage.table,
+              detail: `${remaining.length} item(s) stayed unprocessed after every retry`
+            })
+          ))
+      )
+    }, { concurrency: options.writeConcurrency, discard: true })
+  })
+
+  /** The staged writes as plain operations, and their size (for a transaction's limits). */
+  const staged = () => {
+    const writes = stagedWrites().map((w) => ({
+      name: w.name,
+      operation: w.data === null ? { _tag: "Delete" as const, id: w.id } : { _tag: "Put" as const, id: w.id, data: w.data }
+    }))
+    const bytes = writes.reduce((sum, w) => sum + rowSize(w.name, w.operation.id, w.operation._tag === "Put" ? w.operation.data : ""), 0)
+    return { writes, bytes }
+  }
+
+  /**
+   * After a transaction landed: forgets everything, or with `keep` (a batch cut in the
+   * middle), keeps every row as now stored, so that the rest of the batch reads nothing again.
+   */
+  const settle = (keep: boolean) => {
+    stats.rowsWritten += stagedWrites().length
+    for (const table of rows.values()) {
+      if (!keep) table.clear()
+      else for (const [id, entry] of table) if (entry.staged !== undefined) table.set(id, { model: entry.model, position: entry.position })
+    }
+    undo = []
+  }
+
+  /** Writes every staged change, then forgets everything (the next batch reads again). */
+  const flush: Effect.Effect<void, StorageError> = Effect.andThen(
+    mode === "guarded" ? flushGuarded : flushBatched,
+    Effect.sync(() => {
+      for (const table of rows.values()) table.clear()
+      undo = []
+    })
+  )
+
+  return {
+    repositories,
+    prefetch,
+    staged,
+    settle,
+    begin,
+    rollback,
+    flush,
+    stats,
+    /** Forgets everything without writing (after a failed flush, the next run reads again). */
+    discard: () => {
+      for (const table of rows.values()) table.clear()
+      undo = []
+    }
+  }
+}
