@@ -29,8 +29,8 @@
  *
  * @since 0.2.0
  */
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
-import type { CorruptedEventError, StorageError } from "./Errors.js"
+import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { CorruptedEventError, type StorageError } from "./Errors.js"
 import { EventStore, type EventEnvelope, type EventStoreOptions, type EventStoreShape, make as makeEventStore, type StoredEvent } from "./EventStore.js"
 import { decodeStoredEvent } from "./internal/envelope.js"
 import { makeMemoryLogStorage } from "./internal/memoryLog.js"
@@ -390,3 +390,70 @@ export const makeMemory = (
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<EventLog | EventStore> =>
   Layer.effectContext(Effect.map(makeMemory(options), ({ log, store }) =>
     Context.make(EventLog, log).pipe(Context.add(EventStore, store))))
+
+// -----------------------------------------------------------------------------
+// typed access
+// -----------------------------------------------------------------------------
+
+/**
+ * The global log seen through the Schema of one kind of events, as
+ * `EventStore.typed(schema)` sees the store: payloads decoded from the Schema's canonical
+ * JSON form. The log holds the events of every stream, so give a `filter` (the categories or
+ * types of this Schema): an event that passes the filter and does not decode fails the read
+ * with `CorruptedEventError` (stream, version), as a typed read of the store does; resume
+ * after it with `from: its position` to pass it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TypedEventLog<E> {
+  readonly schema: Schema.Codec<E, unknown>
+  readonly readAll: (options?: ReadAllOptions) => Stream.Stream<LoggedEvent<E>, LogReadError, EventLog>
+  readonly subscribeAll: (options: SubscribeOptions) => Stream.Stream<SubscriptionItem<E>, LogReadError, EventLog>
+}
+
+/**
+ * Typed access to the log for events described by `schema` (the Schema given to
+ * `EventStore.typed` for the same streams). Define it once at module level and use it
+ * anywhere an {@link EventLog} is provided.
+ *
+ * ```ts
+ * const AccountLog = EventLog.typed(AccountEvent)
+ * AccountLog.subscribeAll({ from: checkpoint, filter: { categories: ["account"] } })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const typed = <E, I>(schema: Schema.Codec<E, I>): TypedEventLog<E> => {
+  // The same canonical JSON form as EventStore.typed writes.
+  const decode = Schema.decodeUnknownExit(Schema.toCodecJson(schema as Schema.Codec<E, unknown>))
+  const decodeEvent = (e: LoggedEvent): Effect.Effect<LoggedEvent<E>, CorruptedEventError> => {
+    const exit = decode(e.payload)
+    return exit._tag === "Success"
+      ? Effect.succeed({ ...e, payload: exit.value })
+      : Effect.fail(
+        new CorruptedEventError({
+          streamId: e.streamId,
+          version: e.version,
+          reason: `the payload of a "${e.type}" event does not match the event Schema: ${String(exit.cause)}`,
+          cause: exit.cause
+        })
+      )
+  }
+  return {
+    schema: schema as Schema.Codec<E, unknown>,
+    readAll: (options) =>
+      EventLog.use((log) => Effect.succeed(log.readAll(options))).pipe(
+        Stream.unwrap,
+        Stream.mapEffect(decodeEvent)
+      ),
+    subscribeAll: (options) =>
+      EventLog.use((log) => Effect.succeed(log.subscribeAll(options))).pipe(
+        Stream.unwrap,
+        Stream.mapEffect((item): Effect.Effect<SubscriptionItem<E>, CorruptedEventError> =>
+          item._tag === "CaughtUp" ? Effect.succeed(item) : Effect.map(decodeEvent(item.event), (event) => ({ _tag: "Event", event }))
+        )
+      )
+  }
+}

@@ -7,7 +7,8 @@
  * - entry: `p = "e#<epoch>"`, `k` = its first position, 16 zero-padded digits; `c` event
  *   count, `b` events as JSON (the event items' own fields, or a pointer), `q` the stream
  *   checkpoint as JSON (shard id -> last consumed sequence number, or `"done"`), `f` fencing
- *   token of the writer, `w` written-at ms. An epoch holds the entries whose first position
+ *   token of the writer, `w` written-at ms, `r` the position up to which the stream items were
+ *   raised when it was written. An epoch holds the entries whose first position
  *   is in `[epoch * 1,000,000, (epoch + 1) * 1,000,000)`;
  * - epoch marker: `p = "epochs"`, `k` = the epoch, 16 digits; written before the first entry
  *   of the epoch, so that the head is found with two small reads;
@@ -75,6 +76,12 @@ export interface Entry {
   readonly events: ReadonlyArray<EntryEvent>
   readonly checkpoint: Checkpoint
   readonly token: number
+  /**
+   * The stream items were raised for every entry up to this position when the entry was
+   * written (`r`). Missing in entries of older sequencers, which raised them after each
+   * entry: there it is the position before the entry.
+   */
+  readonly raised?: number | undefined
 }
 
 /** An event larger than this (its JSON, in UTF-8 bytes) is stored in an entry as a pointer. */
@@ -119,7 +126,8 @@ export const entryItem = (key: Record<string, AttributeValue>, entry: Entry, now
   b: { S: JSON.stringify(entry.events) },
   q: { S: JSON.stringify(entry.checkpoint) },
   f: { N: String(entry.token) },
-  w: { N: String(now) }
+  w: { N: String(now) },
+  ...(entry.raised !== undefined ? { r: { N: String(entry.raised) } } : {})
 })
 
 /** An entry item back; a damaged one is a defect (only the sequencer writes entries). */
@@ -129,7 +137,13 @@ export const entryOf = (item: Record<string, AttributeValue>): Entry => {
   if (!Number.isSafeInteger(first) || !Array.isArray(events) || events.length !== Number(item.c?.N)) {
     throw new Error(`DynamoEventLog: the log entry ${item.p?.S}/${item.k?.S} is damaged`)
   }
-  return { first, events, checkpoint: JSON.parse(item.q?.S ?? "{}") as Checkpoint, token: Number(item.f?.N ?? 0) }
+  return {
+    first,
+    events,
+    checkpoint: JSON.parse(item.q?.S ?? "{}") as Checkpoint,
+    token: Number(item.f?.N ?? 0),
+    raised: item.r?.N === undefined ? first - 1 : Number(item.r.N)
+  }
 }
 
 /**

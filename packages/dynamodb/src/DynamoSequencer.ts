@@ -10,9 +10,11 @@
  *   log stays dense and nothing is indexed twice even with two sequencers at once; the lease
  *   only keeps a second instance idle.
  * - Per stream, version `v` is indexed only after `v - 1`. The last indexed version of a
- *   stream is cached; the truth is the stream item of the log table, raised after each entry
- *   (before the next), and after folding entries written by someone else. A hole (`v` above
- *   the next version) is repaired with a consistent `Query` of the events table.
+ *   stream is cached; the truth is the stream item of the log table together with the
+ *   entries after the position its items were last raised for (`r` in each entry): items are
+ *   raised lazily (`streamItemsEvery` entries or `streamItemsInterval`), and the entries since
+ *   are kept in memory and read again at start. A hole (`v` above the next version) is
+ *   repaired with a consistent `Query` of the events table.
  * - The checkpoint (shard -> last sequence number) is in each entry: an entry and its
  *   checkpoint are one item. Redelivered records are dropped by sequence number and by version.
  * - `TrimmedDataAccessException` (the sequencer was down longer than the stream's 24 hours):
@@ -107,6 +109,17 @@ export interface SequencerOptions {
    * table.
    */
   readonly checkpointInterval?: Duration.Input | undefined
+  /**
+   * The stream items (last indexed version of each stream: `listStreams` and the version
+   * check) are raised lazily, after this many entries (default 20) or this long after the
+   * last raise (`streamItemsInterval`, default 5 seconds), whichever comes first. A stream
+   * written in several entries in between pays one write. Until then the entries since the
+   * last raise are the truth (in memory, and read again at start). A new stream is listed by
+   * `listStreams` at most about this late.
+   */
+  readonly streamItemsEvery?: number | undefined
+  /** See `streamItemsEvery` (default 5 seconds). */
+  readonly streamItemsInterval?: Duration.Input | undefined
 }
 
 /**
@@ -167,43 +180,84 @@ export const makeCore = (options: SequencerOptions) =>
           { abortSignal }
         ))).pipe(Effect.map((r) => Number(r.Item?.v?.N ?? 0)))
 
+    /**
+     * The last indexed version of a stream: the stored item covers the entries up to
+     * `raised`, `dirty` those after it (the cache holds what either said).
+     */
     const indexedVersion = (streamId: string) => {
       const cached = versions.get(streamId)
-      return cached !== undefined ? Effect.succeed(cached) : Effect.map(storedVersion(streamId), (v) => {
-        remember(streamId, v)
-        return v
+      const pending = dirty.get(streamId)?.v ?? 0
+      return cached !== undefined ? Effect.succeed(Math.max(cached, pending)) : Effect.map(storedVersion(streamId), (v) => {
+        remember(streamId, Math.max(v, pending))
+        return Math.max(v, pending)
       })
     }
 
-    /** Raises the stream items of an entry (monotonic, so idempotent and safe for a stale writer). */
-    const raiseStreams = (entry: Entry) => {
-      const last = new Map<string, { v: number; n: number }>()
-      entry.events.forEach((e, i) => last.set(e.s, { v: e.v, n: entry.first + i }))
-      return Effect.forEach(last, ([streamId, { n, v }]) =>
-        client.call("UpdateItem", t.table, (c) =>
-          c.send(
-            new UpdateItemCommand({
-              TableName: t.table,
-              Key: streamKey(categoryOf(streamId), streamId),
-              UpdateExpression: "SET v = :v, n = :n",
-              ConditionExpression: "attribute_not_exists(v) OR v < :v",
-              ExpressionAttributeValues: { ":v": { N: String(v) }, ":n": { N: String(n) } },
-              ReturnConsumedCapacity: "TOTAL"
-            })
-          )).pipe(
-            Effect.catchTag("ConditionFailed", () => Effect.void),
-            unconditional,
-            Effect.tap(() => Effect.sync(() => remember(streamId, v)))
-          ), { concurrency: 8, discard: true })
-    }
+    /**
+     * Stream items are raised lazily. `raised`: every entry up to this position has its stream
+     * items raised (each entry records it as `r`, still true later since items only grow).
+     * `dirty`: the last version (and position) of each stream in the entries this instance
+     * folded since its last raise: never evicted, so that with the stored items it is the truth.
+     */
+    let raised = 0
+    const dirty = new Map<string, { v: number; n: number }>()
+    const flushEvery = Math.max(1, options.streamItemsEvery ?? 20)
+    const flushInterval = Duration.toMillis(Duration.fromInputUnsafe(options.streamItemsInterval ?? "5 seconds"))
+    let entriesSinceFlush = 0
+    let flushedAt = Date.now()
 
-    /** Takes an entry (read from the log) into the state. */
+    /** Raises one stream item (monotonic, so idempotent and safe for a stale writer). */
+    const raise = (streamId: string, v: number, n: number) =>
+      client.call("UpdateItem", t.table, (c) =>
+        c.send(
+          new UpdateItemCommand({
+            TableName: t.table,
+            Key: streamKey(categoryOf(streamId), streamId),
+            UpdateExpression: "SET v = :v, n = :n",
+            ConditionExpression: "attribute_not_exists(v) OR v < :v",
+            ExpressionAttributeValues: { ":v": { N: String(v) }, ":n": { N: String(n) } },
+            ReturnConsumedCapacity: "TOTAL"
+          })
+        )).pipe(Effect.catchTag("ConditionFailed", () => Effect.void), unconditional)
+
+    /** Raises the stream items of every entry folded so far; then `raised` is the head. */
+    const flush = Effect.suspend(() => {
+      const through = next - 1
+      const batch = [...dirty]
+      return Effect.forEach(batch, ([streamId, { n, v }]) => raise(streamId, v, n), { concurrency: 8, discard: true }).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            for (const [streamId, value] of batch) if (dirty.get(streamId) === value) dirty.delete(streamId)
+            raised = Math.max(raised, through)
+            entriesSinceFlush = 0
+            flushedAt = Date.now()
+          })
+        )
+      )
+    })
+
+    /** `flush` once `streamItemsEvery` entries or `streamItemsInterval` have passed. */
+    const flushDue = Effect.suspend(() =>
+      dirty.size > 0 && (entriesSinceFlush >= flushEvery || Date.now() - flushedAt >= flushInterval) ? flush : Effect.void
+    )
+
+    /** Takes an entry (written, or read from the log) into the state. */
     const fold = (entry: Entry) =>
-      Effect.gen(function*() {
-        yield* raiseStreams(entry)
+      Effect.sync(() => {
+        entry.events.forEach((e, i) => {
+          const known = dirty.get(e.s)
+          if (known === undefined || known.v < e.v) dirty.set(e.s, { v: e.v, n: entry.first + i })
+          remember(e.s, e.v)
+        })
         next = entry.first + entry.events.length
         previousFirst = entry.first
         checkpoint = entry.checkpoint
+        if (entry.raised !== undefined && entry.raised > raised) {
+          raised = entry.raised
+          // Another writer raised the stream items up to there: what it covers is stored.
+          for (const [streamId, { n }] of dirty) if (n <= raised) dirty.delete(streamId)
+        }
+        entriesSinceFlush++
       })
 
     /** Reads and folds every entry from `next` on (written by someone else). */
@@ -242,9 +296,17 @@ export const makeCore = (options: SequencerOptions) =>
       })
 
     const load = Effect.gen(function*() {
+      // The entries after the head's `raised` may lack their stream items: read and fold them
+      // all (at most `streamItemsEvery` entries, or what one `streamItemsInterval` wrote).
       const head = yield* t.lastEntry(true)
-      if (head !== undefined) yield* fold(head)
-      yield* catchUp
+      if (head !== undefined) {
+        raised = head.raised ?? head.first - 1
+        next = raised + 1
+        yield* catchUp
+        if (next < head.first + head.events.length) {
+          return yield* Effect.die(new Error(`DynamoSequencer: the log's entries after position ${raised} do not reach its head entry at ${head.first}`))
+        }
+      }
       const saved = yield* savedCheckpoint
       const merged: Record<string, string> = { ...checkpoint }
       for (const [shard, at] of Object.entries(saved)) {
@@ -384,7 +446,8 @@ export const makeCore = (options: SequencerOptions) =>
               first: next,
               events: parts[i]!,
               checkpoint: i === parts.length - 1 ? planned.checkpoint : checkpoint,
-              token
+              token,
+              raised
             }
             if (!(yield* writeEntry(entry))) {
               lost = true
@@ -394,7 +457,10 @@ export const makeCore = (options: SequencerOptions) =>
             savedAt = Date.now()
             written += entry.events.length
           }
-          if (!lost) return written
+          if (!lost) {
+            yield* flushDue
+            return written
+          }
           // Someone else extended the log: take their entries in, then plan again.
           yield* catchUp
         }
@@ -423,6 +489,8 @@ export const makeCore = (options: SequencerOptions) =>
         for (const id of shardIds) delete kept[id]
         checkpoint = kept
       },
+      flush,
+      flushDue,
       table: t
     }
   })
@@ -569,6 +637,13 @@ export interface RunOptions extends SequencerOptions {
   readonly lease?: boolean | undefined
   /** The wait when no shard has new records (default 1 s). */
   readonly pollInterval?: Duration.Input | undefined
+  /**
+   * How long records read from the stream may wait to be indexed together (default 500 ms):
+   * a steady trickle of events then makes entries of many events instead of one entry (at
+   * least 1 WCU) per page of a few. It adds at most this much to the lag; 1,000 waiting
+   * records are indexed at once.
+   */
+  readonly batchWindow?: Duration.Input | undefined
   /** Segments of the repair scan (default 4). */
   readonly scanSegments?: number | undefined
 }
@@ -677,6 +752,7 @@ const loop = (
       unconditional(client.call(operation, streamArn, (_, signal) => f(signal)))
 
     const iterators = new Map<string, string | undefined>()
+    const batchWindowMs = Duration.toMillis(Duration.fromInputUnsafe(options.batchWindow ?? "500 millis"))
 
     const listShards = Effect.gen(function*() {
       const shards: Array<Shard> = []
@@ -703,14 +779,29 @@ const loop = (
         ) as Promise<GetShardIteratorCommandOutput>).pipe(Effect.map((r) => r.ShardIterator))
     }
 
-    /** Reads one page of a shard and indexes it; `true` when records came. */
+    /**
+     * Records read and not indexed yet: indexed together once `batchWindow` has passed since
+     * the first of them (or 1,000 are waiting, or a shard was read to its end), so that a
+     * steady trickle of events makes entries of many events, not one entry (at least 1 WCU)
+     * per page of a few. The checkpoint moves only when they are indexed: a crash re-reads them.
+     */
+    const pending: Array<ShardRecord> = []
+    const pendingDone: Array<string> = []
+    let pendingSince = 0
+    const indexPending = Effect.suspend(() => {
+      const records = pending.splice(0)
+      const done = pendingDone.splice(0)
+      return lock.withPermits(1)(core.index(records, [], done))
+    })
+
+    /** Reads one page of a shard into `pending`; `true` when records came. */
     const step = (shardId: string) =>
       Effect.gen(function*() {
         let iterator = iterators.get(shardId)
         if (iterator === undefined) {
           iterator = yield* iteratorFor(shardId)
           if (iterator === undefined) {
-            yield* lock.withPermits(1)(core.index([], [], [shardId]))
+            pendingDone.push(shardId)
             return false
           }
         }
@@ -718,7 +809,9 @@ const loop = (
           streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }), { abortSignal }) as Promise<GetRecordsCommandOutput>)
         const records = (page.Records ?? []).map((record) => ({ shardId, record: record as StreamRecord }))
         const closed = page.NextShardIterator === undefined
-        yield* lock.withPermits(1)(core.index(records, [], closed ? [shardId] : []))
+        if (records.length > 0 && pending.length === 0) pendingSince = Date.now()
+        pending.push(...records)
+        if (closed) pendingDone.push(shardId)
         iterators.set(shardId, page.NextShardIterator)
         if (closed) iterators.delete(shardId)
         return records.length > 0
@@ -742,6 +835,7 @@ const loop = (
       const ids = new Set(shards.map((s) => s.ShardId!))
       const gone = Object.keys(core.checkpoint).filter((id) => !ids.has(id))
       if (gone.length > 0) {
+        yield* indexPending
         // A shard trimmed before it was read to its end lost records: repair from the table.
         if (gone.some((id) => core.checkpoint[id] !== "done")) yield* repairScan(core, { segments: options.scanSegments, lock })
         core.forget(gone)
@@ -755,7 +849,15 @@ const loop = (
       for (const shard of readable) {
         if (yield* step(shard.ShardId!)) progressed = true
       }
-      if (!progressed) yield* Effect.sleep(pollInterval)
+      const waited = Date.now() - pendingSince
+      if (pending.length >= MAX_ENTRY_EVENTS || pendingDone.length > 0 || (pending.length > 0 && waited >= batchWindowMs)) {
+        yield* indexPending
+      }
+      if (!progressed) {
+        // Quiet: raise the stream items of the last entries once `streamItemsInterval` passed.
+        yield* lock.withPermits(1)(core.flushDue)
+        yield* Effect.sleep(pending.length > 0 ? Duration.millis(Math.max(0, Math.min(Duration.toMillis(pollInterval), batchWindowMs - waited))) : pollInterval)
+      }
     }
   })
 
@@ -788,6 +890,63 @@ export const layer = (options: RunOptions): Layer.Layer<never, never, DynamoClie
 // -----------------------------------------------------------------------------
 
 /**
+ * @since 0.2.0
+ * @category lambda
+ */
+export interface EventSourceMappingOptions {
+  /** The events table's name, as in `Tables.eventsTable(name)` of the same template. */
+  readonly eventsTable: string
+  /** The sequencer function (`lambdaHandler`): a name, an ARN, or a CloudFormation reference such as `{ Ref: "Sequencer" }`. */
+  readonly functionName: unknown
+  /** Records per invocation (default 1,000: one entry per batch keeps the write cost low). */
+  readonly batchSize?: number | undefined
+  /** How long Lambda gathers records before invoking (default 1 s: the lag it adds). */
+  readonly batchingWindowSeconds?: number | undefined
+  /**
+   * Where a new mapping starts (default `TRIM_HORIZON`: the stream's last 24 hours, so that
+   * nothing written since is missed; older history is a backfill, `repairScan`).
+   */
+  readonly startingPosition?: "TRIM_HORIZON" | "LATEST" | undefined
+}
+
+/**
+ * The Lambda event source mapping of the sequencer on the events table's stream, as a
+ * CloudFormation `Resources` object to merge with `Tables.cloudFormation([...])` (the stream
+ * ARN refers to the events table's resource there; `dynamo-es tables print
+ * --sequencer-function NAME` prints both). Settings that the log's guarantees need:
+ * `FunctionResponseTypes: ["ReportBatchItemFailures"]` (a failed batch is retried from the
+ * record the handler names), `MaximumRetryAttempts: -1` and `MaximumRecordAgeInSeconds: -1`
+ * (retry until it succeeds: a record given up would be a hole, repaired only when a later
+ * version of its stream comes), no bisection and no on-failure destination, and
+ * `ParallelizationFactor: 1` (one invocation per shard, so a stream's records come in order).
+ *
+ * @since 0.2.0
+ * @category lambda
+ */
+export const eventSourceMapping = (options: EventSourceMappingOptions): Record<string, unknown> => {
+  // The logical id `Tables.cloudFormation` gives the events table's resource.
+  const table = options.eventsTable.replace(/[^A-Za-z0-9]/g, "") + "Table"
+  return {
+    [`${table}SequencerMapping`]: {
+      Type: "AWS::Lambda::EventSourceMapping",
+      Properties: {
+        EventSourceArn: { "Fn::GetAtt": [table, "StreamArn"] },
+        FunctionName: options.functionName,
+        StartingPosition: options.startingPosition ?? "TRIM_HORIZON",
+        BatchSize: options.batchSize ?? 1000,
+        MaximumBatchingWindowInSeconds: options.batchingWindowSeconds ?? 1,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        MaximumRetryAttempts: -1,
+        MaximumRecordAgeInSeconds: -1,
+        BisectBatchOnFunctionError: false,
+        ParallelizationFactor: 1,
+        Enabled: true
+      }
+    }
+  }
+}
+
+/**
  * What a Lambda handler on a DynamoDB Stream returns to report a partial failure (with
  * `FunctionResponseTypes: ["ReportBatchItemFailures"]` on the event source mapping).
  *
@@ -812,6 +971,7 @@ export interface BatchResponse {
 export const handleLambdaEvent = (core: Core, event: LambdaStreamEvent): Effect.Effect<BatchResponse> =>
   core.catchUp.pipe(
     Effect.andThen(core.index(event.Records.map((record) => ({ record })))),
+    Effect.andThen(core.flushDue),
     Effect.as<BatchResponse>({ batchItemFailures: [] }),
     Effect.catchCause((cause) =>
       Effect.logError("DynamoSequencer (Lambda): the batch is retried", cause).pipe(

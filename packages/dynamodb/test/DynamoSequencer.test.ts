@@ -4,15 +4,17 @@
  * at once, expired iterators, trimmed data and backfill.
  */
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { type EventLog, EventStore } from "@dynamo-es/core"
 import { assertLogShape } from "@dynamo-es/core/testing/EventLogConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
-import { DynamoClient, DynamoEventLog, DynamoEventStore, DynamoSequencer } from "../src/index.js"
+import { DynamoClient, DynamoEventLog, DynamoEventStore, DynamoSequencer, Tables } from "../src/index.js"
 import { instrumentedClient, sdkError } from "./helpers.js"
 import { fast, freshTables, streamsClient } from "./logHelpers.js"
 import { readWholeStream } from "./streamHelpers.js"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 const setup = Layer.provideMerge(Fixtures.layerClientFor(), DynamoDBLocal.layer())
 
@@ -492,6 +494,142 @@ describe("DynamoSequencer", () => {
         assert.ok(rcu / 200 < 0.1, `replay cost ${rcu} RCU for 200 events`)
       }))
 
+    it.effect("stream items raised lazily: killed before the raise, or in the middle of it, a restart replays the entries since and indexes nothing twice", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        yield* write(w.store, "lazy", 4, 3)
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const as = (shardId: string) => (r: (typeof records)[number]) => ({ shardId, record: r })
+        // Categories: "lazy" (the shared streams) and "lazy1" .. "lazy4" (the own ones).
+        const ids = () =>
+          Effect.map(
+            Effect.forEach(["lazy", "lazy1", "lazy2", "lazy3", "lazy4"], (category) => Stream.runCollect(w.log.listStreams({ category }))),
+            (all) => all.flat()
+          )
+        // A small cache: versions must come from the replayed entries, not only from memory.
+        const options = { ...w, maxEntryEvents: 4, cacheSize: 1, streamItemsEvery: 1_000, streamItemsInterval: "1 hour" } as const
+        const a = yield* DynamoSequencer.makeCore(options)
+        yield* a.load
+        assert.strictEqual(yield* a.index(records.slice(0, 20).map(as("s"))), 20)
+        assert.deepStrictEqual(yield* ids(), [], "no stream item raised yet")
+        // a "dies" here. b replays the entries since the last raise: the same records under
+        // another shard name (the checkpoint does not drop them) are dropped by version.
+        const b = yield* DynamoSequencer.makeCore(options)
+        yield* b.load
+        assert.strictEqual(b.next, 21)
+        assert.strictEqual(yield* b.index(records.slice(0, 20).map(as("other"))), 0)
+        assert.strictEqual(yield* b.index(records.map(as("other"))), records.length - 20)
+        // b dies in the middle of its raise: some stream items are raised, the others not.
+        const tools = instrumentedClient(local)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        let updates = 0
+        tools.setFault((command, _input, proceed) => (command === "UpdateItem" && ++updates > 3 ? Promise.reject(new Error("killed")) : proceed()))
+        const c = yield* DynamoSequencer.makeCore(options).pipe(Effect.provide(DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(0) })))
+        yield* c.load.pipe(Effect.provide(DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(0) })))
+        const killed = yield* Effect.exit(c.flush)
+        assert.ok(Exit.isFailure(killed))
+        assert.ok((yield* ids()).length < 8, "not all raised")
+        // A restart still knows every version: nothing again, and the next versions follow.
+        const d = yield* DynamoSequencer.makeCore(options)
+        yield* d.load
+        assert.strictEqual(yield* d.index(records.map(as("third"))), 0)
+        yield* w.store.append("lazy1-own", [{ type: "Own", payload: { n: 4 } }], { expectedVersion: 3 })
+        const raw2 = new DynamoDBClient(Fixtures.sdkConfig(local))
+        const all = (yield* readWholeStream(w.streams.client, raw2, w.eventsTable)).records
+        raw2.destroy()
+        assert.strictEqual(yield* d.index(all.map(as("fourth"))), 1)
+        yield* d.flush
+        assert.strictEqual((yield* ids()).length, 8)
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, records.length + 1)
+        assertLogShape(logged)
+        // The stream items hold the last versions once raised.
+        const again = yield* DynamoSequencer.makeCore({ ...options, streamItemsEvery: 1 })
+        yield* again.load
+        assert.strictEqual(again.next, records.length + 2)
+      }))
+
+    it.effect("dynamo-es log backfill: indexes a table's history into the log, once", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        yield* write(w.store, "cli", 3, 3)
+        const bin = fileURLToPath(new URL("../src/bin/dynamo-es.ts", import.meta.url))
+        const run = () =>
+          Effect.callback<string, Error>((resume) => {
+            const child = execFile(process.execPath, ["--import", "tsx", bin, "log", "backfill", "--events", w.eventsTable, "--log", w.logTable], {
+              timeout: 60_000,
+              env: {
+                ...process.env,
+                DYNAMODB_ENDPOINT: local.endpoint,
+                AWS_REGION: local.region,
+                AWS_ACCESS_KEY_ID: local.credentials.accessKeyId,
+                AWS_SECRET_ACCESS_KEY: local.credentials.secretAccessKey
+              }
+            }, (error, stdout, stderr) => resume(error ? Effect.fail(new Error(`${error.message}\n${stderr}`)) : Effect.succeed(stdout)))
+            return Effect.sync(() => child.kill())
+          })
+        assert.match(yield* run(), /Indexed 27 events; the log holds 27/)
+        assert.match(yield* run(), /Indexed 0 events; the log holds 27/)
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, 27)
+        assertLogShape(logged)
+        assert.strictEqual((yield* Stream.runCollect(w.log.listStreams({ category: "cli" }))).length, 4, "stream items raised (the shared streams)")
+      }))
+
+    it.effect("cost in steady state: 200 events arriving 10 at a time, in 10 streams, in 200 streams, in 1 stream (WCU per event, measured)", () =>
+      Effect.gen(function*() {
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        const payload = { text: "x".repeat(150) }
+        const measure = (name: string, streamOf: (i: number) => string) =>
+          Effect.gen(function*() {
+            const w = yield* world
+            const versions = new Map<string, number>()
+            for (const i of range(0, 199)) {
+              const s = streamOf(i)
+              const v = (versions.get(s) ?? 0) + 1
+              versions.set(s, v)
+              yield* w.store.append(s, [{ type: "Noted", payload: { ...payload, i } }], { expectedVersion: v - 1 })
+            }
+            const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
+            const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+            raw.destroy()
+            const tools = instrumentedClient(local)
+            yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+            // A steady writer: pages of 10 records, one entry each (20 entries).
+            const indexed = yield* Effect.gen(function*() {
+              const core = yield* DynamoSequencer.makeCore(w)
+              yield* core.load
+              let n = 0
+              for (let i = 0; i < records.length; i += 10) {
+                n += yield* core.index(records.slice(i, i + 10).map((record) => ({ shardId: "s", record })))
+              }
+              yield* core.flush
+              return n
+            }).pipe(Effect.provide(DynamoClient.layer({ client: tools.sdk })))
+            assert.strictEqual(indexed, 200)
+            const sum = (command: string) => tools.recorder.capacity.filter((c) => c.command === command).reduce((a, c) => a + c.write, 0)
+            const entries = sum("PutItem")
+            const streamItems = sum("UpdateItem")
+            yield* Effect.log(`steady-state cost, 200 events of ~200 B, ${name}: entries ${entries} WCU, stream items ${streamItems} WCU, ${((entries + streamItems) / 200).toFixed(3)} WCU/event`)
+            const ids = yield* Stream.runCollect(w.log.listStreams({ category: "c" }))
+            assert.strictEqual(ids.length, versions.size, "every stream listed once the stream items are raised")
+            const logged = yield* Stream.runCollect(w.log.readAll())
+            assert.strictEqual(logged.length, 200)
+            assertLogShape(logged)
+            return { entries, streamItems }
+          })
+        const ten = yield* measure("10 streams", (i) => `c-${i % 10}`)
+        const own = yield* measure("200 streams", (i) => `c-${i}`)
+        const hot = yield* measure("1 stream", () => "c-hot")
+        assert.ok(ten.streamItems <= 20, `10 streams: ${ten.streamItems} WCU of stream items`)
+        assert.ok(hot.streamItems <= 2, `1 stream: ${hot.streamItems} WCU of stream items`)
+        assert.strictEqual(own.streamItems, 200, "a new stream's item is written once: listStreams needs it")
+      }))
+
     it.effect("a stored event that does not decode is logged at its position as a typed error a reader can pass", () =>
       Effect.gen(function*() {
         const w = yield* world
@@ -517,5 +655,25 @@ describe("DynamoSequencer", () => {
         const rest = yield* Stream.runCollect(w.log.readAll({ from: 2 }))
         assert.deepStrictEqual(rest.map(key), ["good-2@1"])
       }))
+  })
+})
+
+describe("DynamoSequencer.eventSourceMapping", () => {
+  it("is the Lambda mapping on the events table's stream in the printed template: partial failures reported, retried until it succeeds", () => {
+    const template = {
+      ...Tables.cloudFormation([Tables.eventsTable("my-events"), Tables.logTable("my-log")]),
+      ...DynamoSequencer.eventSourceMapping({ eventsTable: "my-events", functionName: { Ref: "Sequencer" } })
+    } as Record<string, any>
+    const mapping = template["myeventsTableSequencerMapping"]
+    assert.strictEqual(mapping.Type, "AWS::Lambda::EventSourceMapping")
+    const [table, attribute] = mapping.Properties.EventSourceArn["Fn::GetAtt"]
+    assert.strictEqual(template[table].Properties.TableName, "my-events", "the stream of the events table's resource")
+    assert.strictEqual(attribute, "StreamArn")
+    assert.deepStrictEqual(mapping.Properties.FunctionName, { Ref: "Sequencer" })
+    assert.deepStrictEqual(mapping.Properties.FunctionResponseTypes, ["ReportBatchItemFailures"])
+    assert.strictEqual(mapping.Properties.StartingPosition, "TRIM_HORIZON")
+    assert.strictEqual(mapping.Properties.MaximumRetryAttempts, -1, "a record given up would be a hole")
+    assert.strictEqual(mapping.Properties.ParallelizationFactor, 1)
+    assert.strictEqual(mapping.Properties.BatchSize, 1000)
   })
 })

@@ -39,8 +39,8 @@ export const freshTables = Effect.gen(function*() {
   return { eventsTable, logTable }
 })
 
-/** Quick polling for tests. */
-export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds" } as const
+/** Quick polling for tests; stream items (listStreams) raised 100 ms after the last raise. */
+export const fast = { pollInterval: "20 millis", leaseDuration: "3 seconds", streamItemsInterval: "100 millis", batchWindow: "30 millis" } as const
 
 /**
  * An event store, its log and a running sequencer (in the layer's scope) on fresh tables:

@@ -7,6 +7,7 @@ import { Deferred, Duration, Effect } from "effect"
 import type { StoredEntry, Storage as LogStorage } from "../EventLog.js"
 import type { Storage as EventStorage, StoredEvent } from "../EventStore.js"
 import { makeMemoryStorage } from "./memoryStorage.js"
+import { compareIds } from "./readModel/limits.js"
 
 /** Entries per page, small so that paging code runs in tests. */
 const PAGE_ENTRIES = 10
@@ -73,7 +74,8 @@ export const makeMemoryLogStorage = (
     head: Effect.sync(() => head),
     listStreams: (category, cursor) =>
       Effect.sync(() => {
-        const ids = [...(categories.get(category) ?? [])].sort()
+        // DynamoDB's order of string keys: UTF-8 bytes (code points), not UTF-16 units.
+        const ids = [...(categories.get(category) ?? [])].sort(compareIds)
         const start = typeof cursor === "number" ? cursor : 0
         return { streamIds: ids.slice(start, start + PAGE_STREAMS), next: start + PAGE_STREAMS < ids.length ? start + PAGE_STREAMS : undefined }
       }),

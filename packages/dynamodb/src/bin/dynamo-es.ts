@@ -3,9 +3,15 @@
  * The `dynamo-es` command of `@dynamo-es/dynamodb`.
  *
  *   dynamo-es tables print  [--events NAME] [--snapshots NAME] [--read-models NAME] [--log NAME]
+ *                           [--sequencer-function NAME]
  *   dynamo-es tables create [...same flags]
+ *   dynamo-es log backfill  [--events NAME] [--log NAME] [--segments N]
+ *   dynamo-es projection status [--name NAME]
  *
- * `print` writes the table definitions as CloudFormation JSON (a `Resources` object);
+ * `print` writes the table definitions as CloudFormation JSON (a `Resources` object); with
+ * `--sequencer-function` (the name or ARN of a function exporting
+ * `DynamoSequencer.lambdaHandler`) also the event source mapping of that function on the
+ * events table's stream (`DynamoSequencer.eventSourceMapping`);
  * `create` creates the missing tables and waits until they are ACTIVE. Configured like
  * every entry point of the library (`DynamoClient.layerConfig()`, which reads
  * `DynamoClient.envConfig`): `DYNAMODB_ENDPOINT`, `AWS_REGION`,
@@ -14,7 +20,9 @@
  * `DYNAMO_ES_READ_MODELS_TABLE`, and `DYNAMO_ES_LOG_TABLE` (the global log; a flag wins over its
  * variable). `projection status [--name NAME]` prints, per projection (one, or every one with a
  * checkpoint in the read-models table), its checkpoint, the log's head, the lag and the runner
- * holding it. Unknown flags and table
+ * holding it. `log backfill` indexes into the global log every event of the events table that
+ * is not in it yet (`DynamoSequencer.repairScan`, a parallel `Scan`): for a table whose history
+ * predates the log; safe to run while the sequencer runs. Unknown flags and table
  * names DynamoDB would refuse are usage errors. A failure prints one line that says what
  * to do, and exits with status 1.
  */
@@ -25,6 +33,7 @@ import * as DynamoClient from "../DynamoClient.js"
 import * as DynamoEventLog from "../DynamoEventLog.js"
 import * as DynamoEventStore from "../DynamoEventStore.js"
 import * as DynamoReadModelStore from "../DynamoReadModelStore.js"
+import * as DynamoSequencer from "../DynamoSequencer.js"
 import * as DynamoSnapshotStore from "../DynamoSnapshotStore.js"
 import * as Tables from "../Tables.js"
 
@@ -36,7 +45,8 @@ const tables = [
   { flag: "log", name: Config.String("DYNAMO_ES_LOG_TABLE").pipe(Config.withDefault("log")), define: Tables.logTable }
 ] as const
 
-const usage = `usage: dynamo-es tables print|create ${tables.map((t) => `[--${t.flag} NAME]`).join(" ")}
+const usage = `usage: dynamo-es tables print|create ${tables.map((t) => `[--${t.flag} NAME]`).join(" ")} [--sequencer-function NAME (print)]
+       dynamo-es log backfill [--events NAME] [--log NAME] [--segments N]
        dynamo-es projection status [--name NAME] [--read-models NAME] [--events NAME] [--log NAME]`
 
 /** The command line cannot be run as written. */
@@ -48,7 +58,7 @@ const parse = Effect.try({
       args: process.argv.slice(2),
       allowPositionals: true,
       strict: true,
-      options: Object.fromEntries([...tables.map((t) => t.flag), "name"].map((flag) => [flag, { type: "string" as const }]))
+      options: Object.fromEntries([...tables.map((t) => t.flag), "name", "sequencer-function", "segments"].map((flag) => [flag, { type: "string" as const }]))
     }),
   // Node's message, without its hint about positionals that start with "-".
   catch: (error) => new UsageError({ message: `${messageOf(error).split(". To specify")[0]}; ${usage}` })
@@ -109,13 +119,34 @@ const program = Effect.gen(function*() {
     return yield* projectionStatus(values).pipe(Effect.provide(DynamoClient.layerConfig()))
   }
   if (values["name"] !== undefined) return yield* new UsageError({ message: `--name is an option of projection status; ${usage}` })
+  if (group === "log" && command === "backfill" && rest.length === 0) {
+    const segments = Number(values["segments"] ?? "4")
+    if (!Number.isSafeInteger(segments) || segments < 1) {
+      return yield* new UsageError({ message: `--segments must be an integer >= 1, got ${values["segments"]}; ${usage}` })
+    }
+    const names = yield* tableNames(values)
+    return yield* Effect.gen(function*() {
+      const core = yield* DynamoSequencer.makeCore({ eventsTable: names["events"]!, logTable: names["log"]! })
+      yield* core.load
+      const before = core.next
+      yield* DynamoSequencer.repairScan(core, { segments })
+      yield* core.flush
+      yield* Console.log(`Indexed ${core.next - before} events; the log holds ${core.next - 1}.`)
+    }).pipe(Effect.provide(DynamoClient.layerConfig()))
+  }
+  if (values["segments"] !== undefined) return yield* new UsageError({ message: `--segments is an option of log backfill; ${usage}` })
   if (group !== "tables" || (command !== "print" && command !== "create") || rest.length > 0) {
     return yield* new UsageError({ message: usage })
   }
   const defs = yield* definitions(values)
+  const sequencer = values["sequencer-function"]
   if (command === "print") {
-    return yield* Console.log(JSON.stringify({ Resources: Tables.cloudFormation(defs) }, null, 2))
+    const mapping = typeof sequencer === "string"
+      ? DynamoSequencer.eventSourceMapping({ eventsTable: defs[0]!.create.TableName, functionName: sequencer })
+      : {}
+    return yield* Console.log(JSON.stringify({ Resources: { ...Tables.cloudFormation(defs), ...mapping } }, null, 2))
   }
+  if (sequencer !== undefined) return yield* new UsageError({ message: `--sequencer-function is an option of tables print; ${usage}` })
   const created = yield* Tables.ensureTables(defs).pipe(Effect.provide(DynamoClient.layerConfig()))
   return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
 })
