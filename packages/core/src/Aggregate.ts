@@ -25,6 +25,7 @@ import { Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import type { ConflictError, InvalidInputError, StorageError } from "./Errors.js"
 import { CorruptedEventError, NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
+import * as Tracing from "./internal/tracing.js"
 import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
@@ -219,7 +220,7 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
         snapshotVersion: Option.isSome(snapshot) ? snapshot.value.version : undefined,
         eventsRead: count
       }
-    }).pipe(Effect.withSpan("Aggregate.load", { attributes: { streamId } }))
+    }).pipe((self) => Tracing.withSpan(self, "Aggregate.load", () => ({ streamId })))
 
   const loadExisting = (streamId: string) =>
     Effect.flatMap(load(streamId), (loaded) =>
@@ -265,7 +266,7 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
         schedule: (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>,
         while: (e) => Predicate.isTagged(e, "ConflictError")
       }),
-      Effect.withSpan("Aggregate.handle", { attributes: { streamId } })
+      (self) => Tracing.withSpan(self, "Aggregate.handle", () => ({ streamId }))
     )
 
   return {

@@ -7,10 +7,10 @@
  * over its own storage, so they cannot disagree.
  *
  * Each public operation is a span (`EventStore.append`, `EventStore.read`,
- * `EventStore.readLast`, `EventStore.version`) under which the storage requests nest; a
- * `ConflictError` from `append` counts in `Metrics.conflicts`.
+ * `EventStore.readLast`, `EventStore.version`; when a tracer is installed) under which the
+ * storage requests nest; a `ConflictError` from `append` counts in `Metrics.conflicts`.
  */
-import { Clock, Effect, Metric, Option, Random, Stream, Tracer } from "effect"
+import { Clock, Effect, Metric, Option, Random, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { ConflictError, type CorruptedEventError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
@@ -33,17 +33,8 @@ import {
   validateStreamId
 } from "./prepare.js"
 import { makeLru } from "./lru.js"
+import { spanAttributes, traced, withStreamSpan } from "./tracing.js"
 import * as Metrics from "../Metrics.js"
-
-/** Span attributes taken from the raw arguments: only what is there and of the right kind. */
-const spanAttributes = (streamId: unknown, extra?: Record<string, unknown>): Record<string, unknown> => {
-  const attributes: Record<string, unknown> = {}
-  if (typeof streamId === "string") attributes["dynamo_es.stream_id"] = streamId
-  if (extra !== undefined) {
-    for (const key in extra) if (extra[key] !== undefined) attributes[key] = extra[key]
-  }
-  return attributes
-}
 
 const appendAttributes = (streamId: unknown, events: unknown, options: unknown) => {
   let expected: unknown
@@ -57,19 +48,6 @@ const appendAttributes = (streamId: unknown, events: unknown, options: unknown) 
     "dynamo_es.expected_version": typeof expected === "number" || typeof expected === "string" ? expected : undefined
   })
 }
-
-/**
- * A span around an operation made with `Effect.fnUntraced` (as its pipeable), with
- * attributes from the operation's arguments. Made only when a tracer is installed: under
- * Effect's native tracer nothing exports spans, so the span could not be observed.
- */
-const traced = <Args extends ReadonlyArray<any>>(name: string, attributes: (...args: Args) => Record<string, unknown>) =>
-<A, E, R>(self: Effect.Effect<A, E, R>, ...args: Args): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) =>
-    fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-      ? self
-      : Effect.withSpan(self, name, { attributes: attributes(...args), captureStackTrace: false })
-  )
 
 const appendConflicts = Metrics.tagged(Metrics.conflicts, { operation: "append" })
 const countConflict = (e: { readonly _tag: string }) =>
@@ -280,7 +258,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
             }
             return { out: envelopes, failure }
           }))
-      })).pipe(Stream.withSpan("EventStore.read", { attributes: spanAttributes(streamId), captureStackTrace: false }))
+      })).pipe((stream) => withStreamSpan(stream, "EventStore.read", () => spanAttributes(streamId)))
 
     const readLast: EventStoreShape["readLast"] = Effect.fnUntraced(function*(streamId, n, readOptions) {
       yield* validateStreamId("readLast", streamId)
