@@ -26,6 +26,7 @@ import type { ConflictError, InvalidInputError, StorageError } from "./Errors.js
 import { CorruptedEventError, NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
 import * as Tracing from "./internal/tracing.js"
+import * as TypedCodec from "./internal/typed.js"
 import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
@@ -134,6 +135,28 @@ const defaultConflictRetry: Schedule.Schedule<unknown, ConflictError> = Schedule
 )
 
 /**
+ * `Effect.retry(attempt, { schedule, while })` once `attempt` has already failed with
+ * `first`: the schedule sees `first`, waits, and runs `attempt` again, exactly as if the
+ * first attempt had run inside `Effect.retry`, which then costs nothing when it succeeds.
+ */
+const retryAfter = <A, E, R>(
+  first: E,
+  attempt: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<unknown, unknown>,
+  retryable: (e: E) => boolean
+): Effect.Effect<A, E, R> => {
+  let replayed = false
+  return Effect.retry(
+    Effect.suspend(() => {
+      if (replayed) return attempt
+      replayed = true
+      return Effect.fail(first)
+    }),
+    { schedule: schedule as Schedule.Schedule<unknown, E>, while: retryable }
+  )
+}
+
+/**
  * Defines an aggregate.
  *
  * @since 0.1.0
@@ -143,6 +166,8 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
   definition: Definition<State, Event, EventEncoded, Command, E, StateEncoded>
 ): Aggregate<State, Event, Command, E> => {
   const events = EventStore.typed(definition.events)
+  // The same codec as `events`, to append on the store `handle` already holds.
+  const codec = TypedCodec.make(definition.events as Schema.Codec<Event, unknown>)
   const snapshots = definition.snapshots === undefined
     ? undefined
     : SnapshotStore.typed(definition.snapshots.schema, { schemaVersion: definition.snapshots.schemaVersion })
@@ -244,6 +269,7 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
     metadata: EventStore.EventMetadata | undefined
   ): Effect.Effect<Handled<State, Event>, E | EventStore.AppendError | LoadError, EventStore.EventStore> =>
     Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
       const loaded = yield* load(streamId)
       const decided = definition.decide(command, loaded.state, { streamId, version: loaded.version })
       const decidedEvents: ReadonlyArray<Event> = Effect.isEffect(decided)
@@ -252,22 +278,28 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       if (decidedEvents.length === 0) {
         return { streamId, state: loaded.state, version: loaded.version, events: [] }
       }
-      const appended = yield* events.append(streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
+      const appended = yield* codec.appendTo(store, streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
       // Fold the events as stored (decoded from their encoded form), not the objects
       // decide returned: the state, and a snapshot of it, must equal what a replay gives.
-      const state = fold(appended.events.map((e) => e.payload), loaded.state)
-      yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
+      let state = loaded.state
+      for (const e of appended.events) state = definition.evolve(state, e.payload)
+      if (snapshots !== undefined && every !== undefined) yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
       return { streamId, state, version: appended.version, events: appended.events }
     })
 
-  const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) =>
-    attempt(streamId, command, options?.metadata).pipe(
-      Effect.retry({
-        schedule: (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>,
-        while: (e) => Predicate.isTagged(e, "ConflictError")
-      }),
-      (self) => Tracing.withSpan(self, "Aggregate.handle", () => ({ streamId }))
+  const conflictRetry = (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>
+  const isConflict = (e: unknown) => Predicate.isTagged(e, "ConflictError")
+
+  const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) => {
+    const once = attempt(streamId, command, options?.metadata)
+    return Tracing.withSpan(
+      // The retry machinery (a schedule driver) is built only after a first ConflictError:
+      // `retryAfter` is `Effect.retry(once, ...)` from that failure on.
+      Effect.catch(once, (first) => isConflict(first) ? retryAfter(first, once, conflictRetry, isConflict) : Effect.fail(first)),
+      "Aggregate.handle",
+      () => ({ streamId })
     )
+  }
 
   return {
     events,
