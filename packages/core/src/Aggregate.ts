@@ -21,10 +21,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
+import { type Cause, Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import type { ConflictError, InvalidInputError, StorageError } from "./Errors.js"
 import { CorruptedEventError, NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
+import * as EventStoreInternal from "./internal/eventStore.js"
 import * as Tracing from "./internal/tracing.js"
 import * as TypedCodec from "./internal/typed.js"
 import * as SnapshotStore from "./SnapshotStore.js"
@@ -199,53 +200,78 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
     })
 
   // Loading decodes the payloads itself, a page at a time, with the codec `events.read` uses
-  // and the same CorruptedEventError: the same result as folding `events.read`, without an
-  // Effect and a copied envelope per event (the command path's hot loop).
+  // and the same CorruptedEventError: the same result as folding `events.read`. On a store
+  // built by `EventStore.make` (every implementation in this repository) it reads through the
+  // store's page fold: the same requests, checks and errors, without a Stream, an Effect per
+  // page or an envelope (two DateTimes) per event, which were most of the command path's CPU.
   const decodePayload = Schema.decodeUnknownExit(Schema.toCodecJson(definition.events as Schema.Codec<Event, unknown>))
+  const corruptedPayload = (e: { readonly streamId: string; readonly version: number; readonly type: unknown }, cause: Cause.Cause<unknown>) =>
+    new CorruptedEventError({
+      streamId: e.streamId,
+      version: e.version,
+      reason: `the payload of a "${String(e.type)}" event does not match the event Schema: ${String(cause)}`,
+      cause
+    })
 
-  const load = (streamId: string): Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore> =>
-    Effect.gen(function*() {
-      const snapshot = yield* loadSnapshot(streamId)
+  /** Folds the events after the snapshot (if any) over its state, from the given store. */
+  const replay = (
+    store: EventStore.EventStoreShape,
+    streamId: string,
+    snapshot: Option.Option<SnapshotStore.Snapshot<State>>
+  ): Effect.Effect<Loaded<State>, LoadError> =>
+    Effect.suspend(() => {
       const from = Option.isSome(snapshot) ? snapshot.value.version + 1 : 1
       let state = Option.isSome(snapshot) ? snapshot.value.state : definition.initialState
       let version = from - 1
       let count = 0
-      const store = yield* EventStore.EventStore
+      /** One page: every payload decoded before any is applied, as `events.read` does. */
+      const apply = (
+        rows: ReadonlyArray<{ readonly streamId: string; readonly version: number; readonly type: unknown }>,
+        payloads: ReadonlyArray<unknown>
+      ): CorruptedEventError | undefined => {
+        const decoded = new Array<Event>(payloads.length)
+        for (let i = 0; i < payloads.length; i++) {
+          const exit = decodePayload(payloads[i])
+          if (exit._tag === "Failure") return corruptedPayload(rows[i]!, exit.cause)
+          decoded[i] = exit.value
+        }
+        for (let i = 0; i < decoded.length; i++) state = definition.evolve(state, decoded[i]!)
+        version = rows[decoded.length - 1]!.version
+        count += decoded.length
+        return undefined
+      }
+      const fold = EventStoreInternal.pageFoldOf(store)
       // ifMissing "empty": a missing stream is the initial state, and a snapshot at the head
       // of the stream costs no extra request to tell "no events after it" from "no stream".
-      yield* Stream.runForEachArray(store.read(streamId, { from, ifMissing: "empty" }), (page) => {
-        // The whole page is decoded before any of it is applied, as `events.read` does.
-        const payloads = new Array<Event>(page.length)
-        for (let i = 0; i < page.length; i++) {
-          const e = page[i]!
-          const exit = decodePayload(e.payload)
-          if (exit._tag === "Failure") {
-            return Effect.fail(
-              new CorruptedEventError({
-                streamId: e.streamId,
-                version: e.version,
-                reason: `the payload of a "${e.type}" event does not match the event Schema: ${String(exit.cause)}`,
-                cause: exit.cause
-              })
-            )
+      const events: Effect.Effect<void, LoadError> = fold !== undefined && Number.isSafeInteger(from) && from >= 1
+        ? fold(streamId, from, apply)
+        : Stream.runForEachArray(
+          store.read(streamId, { from, ifMissing: "empty" }),
+          (page) => {
+            const failure = apply(page, page.map((e) => e.payload))
+            return failure === undefined ? Effect.void : Effect.fail(failure)
           }
-          payloads[i] = exit.value
-        }
-        for (let i = 0; i < payloads.length; i++) state = definition.evolve(state, payloads[i]!)
-        version = page[page.length - 1]!.version
-        count += page.length
-        return Effect.void
-      }).pipe(
-        Effect.catchTag("NotFoundError", (e) => Effect.die(e)) // cannot happen with ifMissing "empty"
-      )
-      return {
+        ).pipe(Effect.catchTag("NotFoundError", (e) => Effect.die(e))) // cannot happen with ifMissing "empty"
+      return Effect.map(events, () => ({
         streamId,
         state,
         version,
         snapshotVersion: Option.isSome(snapshot) ? snapshot.value.version : undefined,
         eventsRead: count
-      }
-    }).pipe((self) => Tracing.withSpan(self, "Aggregate.load", () => ({ streamId })))
+      }))
+    })
+
+  const loadWith = (store: EventStore.EventStoreShape, streamId: string): Effect.Effect<Loaded<State>, LoadError> =>
+    Tracing.withSpan(
+      snapshots === undefined
+        ? replay(store, streamId, Option.none())
+        : Effect.flatMap(loadSnapshot(streamId), (snapshot) => replay(store, streamId, snapshot)),
+      "Aggregate.load",
+      () => ({ streamId })
+    )
+
+  const load = (streamId: string): Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore> =>
+    EventStore.EventStore.use((store) => loadWith(store, streamId))
 
   const loadExisting = (streamId: string) =>
     Effect.flatMap(load(streamId), (loaded) =>
@@ -270,7 +296,7 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
   ): Effect.Effect<Handled<State, Event>, E | EventStore.AppendError | LoadError, EventStore.EventStore> =>
     Effect.gen(function*() {
       const store = yield* EventStore.EventStore
-      const loaded = yield* load(streamId)
+      const loaded = yield* loadWith(store, streamId)
       const decided = definition.decide(command, loaded.state, { streamId, version: loaded.version })
       const decidedEvents: ReadonlyArray<Event> = Effect.isEffect(decided)
         ? yield* (decided as Effect.Effect<ReadonlyArray<Event>, E>)

@@ -12,7 +12,7 @@
  */
 import { Clock, Effect, Metric, Option, Random, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { ConflictError, type CorruptedEventError, NotFoundError, type StorageError } from "../Errors.js"
+import { ConflictError, CorruptedEventError, type InvalidInputError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
   AppendResult,
   EventEnvelope,
@@ -21,7 +21,7 @@ import type {
   Storage,
   StoredEvent
 } from "../EventStore.js"
-import { decodeStoredEvent, envelopeOf } from "./envelope.js"
+import { checkStoredEvent, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
 import {
   type PreparedEvent,
@@ -33,7 +33,7 @@ import {
   validateStreamId
 } from "./prepare.js"
 import { makeLru } from "./lru.js"
-import { spanAttributes, traced, withStreamSpan } from "./tracing.js"
+import { spanAttributes, traced, withSpan, withStreamSpan } from "./tracing.js"
 import * as Metrics from "../Metrics.js"
 
 const appendAttributes = (streamId: unknown, events: unknown, options: unknown) => {
@@ -260,6 +260,34 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
           }))
       })).pipe((stream) => withStreamSpan(stream, "EventStore.read", () => spanAttributes(streamId)))
 
+    const forEachPage: PageFold = (streamId, from, onPage) => {
+      const request = { streamId, from, to: MAX_VERSION, direction: "forward", consistentRead: true, maxEvents: Infinity } as const
+      const next = (cursor: unknown): Effect.Effect<void, CorruptedEventError | StorageError> =>
+        Effect.flatMap(storage.readPage(request, cursor), (page) => {
+          const rows = page.rows
+          const payloads: Array<unknown> = []
+          // As in `read`: the events before a damaged one count, then it fails the read.
+          let failure: CorruptedEventError | undefined
+          for (let i = 0; i < rows.length; i++) {
+            const checked = checkStoredEvent(rows[i]!)
+            if (checked instanceof CorruptedEventError) {
+              failure = checked
+              break
+            }
+            payloads.push(checked.payload)
+          }
+          if (payloads.length > 0) observe(streamId, rows[payloads.length - 1]!.version)
+          const stop = (payloads.length > 0 ? onPage(rows, payloads) : undefined) ?? failure
+          if (stop !== undefined) return Effect.fail(stop)
+          return page.cursor === undefined ? Effect.void : next(page.cursor)
+        })
+      return withSpan(
+        Effect.flatMap(validateStreamId("read", streamId), () => next(undefined)),
+        "EventStore.read",
+        () => spanAttributes(streamId)
+      )
+    }
+
     const readLast: EventStoreShape["readLast"] = Effect.fnUntraced(function*(streamId, n, readOptions) {
       yield* validateStreamId("readLast", streamId)
       yield* validateCount("readLast", n)
@@ -274,6 +302,31 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       return yield* lastVersion(streamId, yield* validateConsistency("version", versionOptions))
     }, traced("EventStore.version", (streamId: unknown) => spanAttributes(streamId)))
 
+    pageFolds.set(read, forEachPage)
     return { append, read, readLast, version }
   })
+
+/**
+ * What `Aggregate.load` reads: versions `from`.. of a stream (strongly consistent; a missing
+ * stream has none), with the requests, checks, errors, version cache and span of
+ * `read(streamId, { from, ifMissing: "empty" })`, but without a Stream and without an
+ * envelope per event (the command path's hot loop). Each page goes to `onPage` before the
+ * next one is read: its rows, with the parsed payloads of the first `payloads.length` of
+ * them, all checked; a damaged row after those fails the read once `onPage` has seen them.
+ * `onPage` returns an error to stop with. `from` must be an integer >= 1.
+ */
+export type PageFold = (
+  streamId: string,
+  from: number,
+  onPage: (rows: ReadonlyArray<StoredEvent>, payloads: ReadonlyArray<unknown>) => CorruptedEventError | undefined
+) => Effect.Effect<void, InvalidInputError | CorruptedEventError | StorageError>
+
+/** The page fold of each store made here, by its `read`: a store that wraps `read` has none. */
+const pageFolds = new WeakMap<EventStoreShape["read"], PageFold>()
+
+/**
+ * The {@link PageFold} behind `store.read` when the store is one {@link make} built (with
+ * its own `read`); `undefined` for any other implementation, which is read through `read`.
+ */
+export const pageFoldOf = (store: EventStoreShape): PageFold | undefined => pageFolds.get(store.read)
 
