@@ -5,7 +5,8 @@
  *   npx tsx bench/cpu/call-cpu.ts [rounds=30]
  */
 import { DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
-import { DynamoClient } from "@dynamo-es/dynamodb"
+import type { EventStore } from "@dynamo-es/core"
+import { DynamoClient, DynamoEventStore } from "@dynamo-es/dynamodb"
 import { Context, Effect, Layer } from "effect"
 import * as ChildProcess from "node:child_process"
 import { inProcessHandler } from "./fake-dynamodb.js"
@@ -28,9 +29,30 @@ const main = async () => {
     maxAttempts: 1,
     ...(inProcess ? { requestHandler: inProcessHandler as never } : {})
   })
-  const client = await Effect.runPromise(
-    Effect.scoped(Effect.map(Layer.build(DynamoClient.layer({ client: sdk })), (c) => Context.get(c, DynamoClient.DynamoClient)))
+  const { client, storage } = await Effect.runPromise(
+    Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(DynamoClient.layer({ client: sdk }))
+      const storage = yield* DynamoEventStore.makeStorage("bench").pipe(Effect.provide(context))
+      return { client: Context.get(context, DynamoClient.DynamoClient), storage }
+    }))
   )
+  const record: EventStore.EventRecord = {
+    eventId: "01J00000000000000000000001",
+    type: "MoneyDeposited",
+    payloadJson: "x".repeat(200),
+    metadataJson: "{\"correlationId\":\"corr-000001\"}",
+    recordedAtMillis: 1_700_000_000_000,
+    expiresAtSeconds: undefined
+  }
+  const page = { streamId: "s-20-x", from: 1, to: Number.MAX_SAFE_INTEGER, direction: "forward", consistentRead: true, maxEvents: Infinity } as const
+  const query20 = () =>
+    new QueryCommand({
+      TableName: "bench",
+      KeyConditionExpression: "s = :s",
+      ExpressionAttributeValues: { ":s": { S: "s-20-x" } },
+      ConsistentRead: true,
+      ReturnConsumedCapacity: "TOTAL"
+    })
   const put = () =>
     new PutItemCommand({
       TableName: "bench",
@@ -64,6 +86,17 @@ const main = async () => {
       })),
     "send query": async () => {
       for (let i = 0; i < PER_ROUND; i++) await sdk.send(query())
+    },
+    "storage write": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* storage.write("s-1-x", 1, [record])
+      })),
+    "storage readPage (20)": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* storage.readPage(page, undefined)
+      })),
+    "send query (20)": async () => {
+      for (let i = 0; i < PER_ROUND; i++) await sdk.send(query20())
     }
   }
   const names = Object.keys(sides) as Array<keyof typeof sides>
