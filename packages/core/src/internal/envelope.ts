@@ -48,13 +48,8 @@ export interface CheckedEvent {
   readonly metadata: EventMetadata | undefined
 }
 
-/**
- * Checks every field of a stored event, parses its payload and metadata, and says what is
- * wrong with the first bad field as a {@link CorruptedEventError} naming stream and
- * version. What a read and an aggregate load both do per event; only the read then builds
- * an envelope ({@link decodeStoredEvent}).
- */
-export const checkStoredEvent = (e: StoredEvent): CheckedEvent | CorruptedEventError => {
+/** What is wrong with the fields of a stored event that need no parsing, or `undefined`. */
+const fieldsProblem = (e: StoredEvent): CorruptedEventError | undefined => {
   if (!Number.isSafeInteger(e.version) || e.version < 1) return corrupted(e, `the version ${e.version} is not an integer >= 1`)
   if (typeof e.eventId !== "string") return corrupted(e, "the event id is missing or not a string")
   if (typeof e.type !== "string") return corrupted(e, "the event type is missing or not a string")
@@ -70,23 +65,74 @@ export const checkStoredEvent = (e: StoredEvent): CheckedEvent | CorruptedEventE
   if (e.expiresAtSeconds !== undefined && !isDate(e.expiresAtSeconds * 1000)) {
     return corrupted(e, `the TTL ${e.expiresAtSeconds} is not a valid date`)
   }
-  let payload: unknown
+  return undefined
+}
+
+/** The parsed payload of a stored event whose fields are checked. */
+const parsePayload = (e: StoredEvent): unknown => {
   try {
-    payload = JSON.parse(e.payloadJson)
+    return JSON.parse(e.payloadJson as string)
   } catch (cause) {
     return corrupted(e, "the payload is not valid JSON", cause)
   }
-  if (e.metadataJson === undefined) return { payload, metadata: undefined }
+}
+
+/** The parsed and checked metadata of a stored event whose fields are checked (`undefined`: none). */
+const parseMetadata = (e: StoredEvent): EventMetadata | undefined | CorruptedEventError => {
+  if (e.metadataJson === undefined) return undefined
   let parsed: unknown
   try {
-    parsed = JSON.parse(e.metadataJson)
+    parsed = JSON.parse(e.metadataJson as string)
   } catch (cause) {
     return corrupted(e, "the metadata is not valid JSON", cause)
   }
   if (!isRecord(parsed)) return corrupted(e, "the metadata is not a JSON object")
   const problem = metadataProblem(parsed)
   if (problem !== undefined) return corrupted(e, problem)
-  return { payload, metadata: parsed as EventMetadata }
+  return parsed as EventMetadata
+}
+
+/**
+ * Metadata JSON as the event store writes it without custom fields: an object of string
+ * fields `actor`, `correlationId`, `causationId`, no whitespace. Whatever this matches is
+ * metadata {@link parseMetadata} accepts; anything else is parsed and checked.
+ */
+const PLAIN_METADATA = (() => {
+  const pair = `"(?:actor|correlationId|causationId)":"(?:[^"\\\\\\x00-\\x1f]|\\\\["\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})*"`
+  return new RegExp(`^\\{(?:${pair}(?:,${pair})*)?\\}$`)
+})()
+
+/**
+ * Checks every field of a stored event, parses its payload and metadata, and says what is
+ * wrong with the first bad field as a {@link CorruptedEventError} naming stream and
+ * version. What a read does per event before building an envelope ({@link decodeStoredEvent}).
+ */
+export const checkStoredEvent = (e: StoredEvent): CheckedEvent | CorruptedEventError => {
+  const problem = fieldsProblem(e)
+  if (problem !== undefined) return problem
+  const payload = parsePayload(e)
+  if (payload instanceof CorruptedEventError) return payload
+  const metadata = parseMetadata(e)
+  if (metadata instanceof CorruptedEventError) return metadata
+  return { payload, metadata }
+}
+
+/**
+ * {@link checkStoredEvent} for a reader that needs only the payload (an aggregate load):
+ * the same checks in the same order, the payload parsed (a parsed payload is never a
+ * `CorruptedEventError`), and the metadata checked without being parsed when it has the
+ * shape the store writes.
+ */
+export const checkedPayload = (e: StoredEvent): unknown => {
+  const problem = fieldsProblem(e)
+  if (problem !== undefined) return problem
+  const payload = parsePayload(e)
+  if (payload instanceof CorruptedEventError) return payload
+  if (e.metadataJson !== undefined && !PLAIN_METADATA.test(e.metadataJson as string)) {
+    const metadata = parseMetadata(e)
+    if (metadata instanceof CorruptedEventError) return metadata
+  }
+  return payload
 }
 
 /**

@@ -21,7 +21,7 @@ import type {
   Storage,
   StoredEvent
 } from "../EventStore.js"
-import { checkStoredEvent, decodeStoredEvent, envelopeOf } from "./envelope.js"
+import { checkedPayload, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
 import {
   type PreparedEvent,
@@ -269,12 +269,12 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
           // As in `read`: the events before a damaged one count, then it fails the read.
           let failure: CorruptedEventError | undefined
           for (let i = 0; i < rows.length; i++) {
-            const checked = checkStoredEvent(rows[i]!)
-            if (checked instanceof CorruptedEventError) {
-              failure = checked
+            const payload = checkedPayload(rows[i]!)
+            if (payload instanceof CorruptedEventError) {
+              failure = payload
               break
             }
-            payloads.push(checked.payload)
+            payloads.push(payload)
           }
           if (payloads.length > 0) observe(streamId, rows[payloads.length - 1]!.version)
           const stop = (payloads.length > 0 ? onPage(rows, payloads) : undefined) ?? failure
