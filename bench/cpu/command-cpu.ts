@@ -159,10 +159,12 @@ const main = async () => {
     }
     const mean = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
     const f = (n: number) => n.toFixed(0).padStart(5)
+    // Paired: each round's difference between the two sides, run back to back.
+    const paired = cpu.ours.length === cpu.raw.length ? q(cpu.ours.map((x, i) => x - cpu.raw[i]!), 0.5) : NaN
     console.log(
       `${String(size).padStart(3)} events: CPU us/command ours ${f(mean(cpu.ours))} (q1 ${f(q(cpu.ours, 0.25))}, median ${f(q(cpu.ours, 0.5))})` +
         `  raw ${f(mean(cpu.raw))} (q1 ${f(q(cpu.raw, 0.25))}, median ${f(q(cpu.raw, 0.5))})` +
-        `  ours-raw mean ${f(mean(cpu.ours) - mean(cpu.raw))} q1 ${f(q(cpu.ours, 0.25) - q(cpu.raw, 0.25))}` +
+        `  ours-raw: median of pairs ${f(paired)}, mean ${f(mean(cpu.ours) - mean(cpu.raw))}` +
         `  wall ratio ${(wall.raw / wall.ours).toFixed(2)}`
     )
   }

@@ -61,7 +61,8 @@ export const answer = (target: string, body: string): { readonly status: number;
  */
 export const inProcessHandler = {
   handle: async (request: { headers: Record<string, string>; body?: unknown }) => {
-    const { body, status } = answer(request.headers["x-amz-target"] ?? "", String(request.body ?? ""))
+    const input = typeof request.body === "string" ? request.body : new TextDecoder().decode(request.body as Uint8Array)
+    const { body, status } = answer(request.headers["x-amz-target"] ?? "", input)
     return {
       response: {
         statusCode: status,
@@ -73,14 +74,21 @@ export const inProcessHandler = {
   }
 }
 
+/** `FAKE_DELAY_MS`: how long the HTTP server waits before answering, like a real database. */
+const delayMs = Number(process.env["FAKE_DELAY_MS"] ?? 0)
+
 if (process.send !== undefined) {
   const server = Http.createServer((req, res) => {
     const chunks: Array<Buffer> = []
     req.on("data", (c: Buffer) => chunks.push(c))
     req.on("end", () => {
       const { body, status } = answer(String(req.headers["x-amz-target"] ?? ""), Buffer.concat(chunks).toString("utf8"))
-      res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "content-length": String(body.length) })
-      res.end(body)
+      const reply = () => {
+        res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "content-length": String(body.length) })
+        res.end(body)
+      }
+      if (delayMs > 0) setTimeout(reply, delayMs)
+      else reply()
     })
   })
   server.keepAliveTimeout = 60_000
