@@ -14,8 +14,12 @@ import { Clock, Effect, Metric, Option, Random, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { ConflictError, CorruptedEventError, type InvalidInputError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
+  AppendError,
+  AppendOptions,
   AppendResult,
   EventEnvelope,
+  ExpectedVersion,
+  NewEvent,
   EventStoreOptions,
   EventStoreShape,
   Storage,
@@ -24,7 +28,9 @@ import type {
 import { checkedPayload, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
 import {
+  type PreparedAppend,
   type PreparedEvent,
+  type PrepareError,
   prepareAppend,
   validateConsistency,
   validateCount,
@@ -121,17 +127,12 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       )
     }
 
-    const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
-      yield* validateStreamId("append", streamId)
-      const now = yield* Clock.currentTimeMillis
-      const { events: prepared, expectedVersion: expected } = yield* prepareAppend(
-        "append",
-        streamId,
-        events,
-        appendOptions,
-        options,
-        now
-      )
+    /** An append of events already validated and prepared (see `prepareAppend`). */
+    const appendPrepared = Effect.fnUntraced(function*(
+      streamId: string,
+      prepared: ReadonlyArray<PreparedEvent>,
+      expected: ExpectedVersion
+    ) {
       const rows = prepared as unknown as NonEmptyReadonlyArray<PreparedEvent>
       const conflict = (actual: number) => new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
       const done = (base: number, envelopes: ReadonlyArray<EventEnvelope>): AppendResult => {
@@ -178,7 +179,26 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
         // Someone else appended: back off a little so that racing writers spread out.
         yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
       }
+    })
+
+    const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
+      yield* validateStreamId("append", streamId)
+      const now = yield* Clock.currentTimeMillis
+      const { events: prepared, expectedVersion } = yield* prepareAppend("append", streamId, events, appendOptions, options, now)
+      return yield* appendPrepared(streamId, prepared, expectedVersion)
     }, Effect.tapError(countConflict), traced("EventStore.append", appendAttributes))
+
+    const internals: StoreInternals = {
+      prepare: (operation, streamId, events, appendOptions, nowMillis) =>
+        prepareAppend(operation, streamId, events, appendOptions, options, nowMillis, false),
+      // The same span and conflict count as `append`: a bulk import is a series of appends.
+      appendPrepared: (streamId, prepared, expected) =>
+        withSpan(
+          Effect.tapError(appendPrepared(streamId, prepared, expected), countConflict),
+          "EventStore.append",
+          () => spanAttributes(streamId, { "dynamo_es.event_count": prepared.length, "dynamo_es.expected_version": expected })
+        )
+    }
 
     interface Range {
       readonly from: number
@@ -303,6 +323,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
     }, traced("EventStore.version", (streamId: unknown) => spanAttributes(streamId)))
 
     pageFolds.set(read, forEachPage)
+    storeInternals.set(append, internals)
     return { append, read, readLast, version }
   })
 
@@ -330,3 +351,30 @@ const pageFolds = new WeakMap<EventStoreShape["read"], PageFold>()
  */
 export const pageFoldOf = (store: EventStoreShape): PageFold | undefined => pageFolds.get(store.read)
 
+
+
+/**
+ * What `appendBulk` uses of a store built by {@link make}: preparing the events once (with
+ * the store's defaults, without the limits of one transaction), then appending prepared
+ * chunks without validating and encoding them again.
+ */
+export interface StoreInternals {
+  readonly prepare: (
+    operation: string,
+    streamId: string,
+    events: ReadonlyArray<NewEvent>,
+    options: AppendOptions,
+    nowMillis: number
+  ) => Effect.Effect<PreparedAppend, PrepareError>
+  readonly appendPrepared: (
+    streamId: string,
+    prepared: ReadonlyArray<PreparedEvent>,
+    expected: ExpectedVersion
+  ) => Effect.Effect<AppendResult, AppendError>
+}
+
+/** The internals of each store made here, by its `append`: a store that wraps `append` has none. */
+const storeInternals = new WeakMap<EventStoreShape["append"], StoreInternals>()
+
+/** The {@link StoreInternals} behind `store.append`, when {@link make} built it. */
+export const storeInternalsOf = (store: EventStoreShape): StoreInternals | undefined => storeInternals.get(store.append)
