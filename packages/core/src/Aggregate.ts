@@ -23,7 +23,7 @@
  */
 import { type Cause, Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import type { ConflictError, InvalidInputError, StorageError } from "./Errors.js"
-import { CorruptedEventError, NotFoundError } from "./Errors.js"
+import { CorruptedEventError, EventEncodeError, NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
 import * as EventStoreInternal from "./internal/eventStore.js"
 import * as Tracing from "./internal/tracing.js"
@@ -304,7 +304,12 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       if (decidedEvents.length === 0) {
         return { streamId, state: loaded.state, version: loaded.version, events: [] }
       }
-      const appended = yield* codec.appendTo(store, streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
+      const encoded = codec.encodeAll(streamId, decidedEvents)
+      if (encoded instanceof EventEncodeError) return yield* encoded
+      const appended = TypedCodec.withPayloads(
+        yield* store.append(streamId, encoded.raw, { expectedVersion: loaded.version, metadata }),
+        encoded.stored
+      )
       // Fold the events as stored (decoded from their encoded form), not the objects
       // decide returned: the state, and a snapshot of it, must equal what a replay gives.
       let state = loaded.state

@@ -127,12 +127,15 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       )
     }
 
-    /** An append of events already validated and prepared (see `prepareAppend`). */
-    const appendPrepared = Effect.fnUntraced(function*(
+    /**
+     * An append of events already validated and prepared (see `prepareAppend`): a generator
+     * that `append` delegates to (`yield*`), so that it costs no Effect of its own.
+     */
+    function* appendPrepared(
       streamId: string,
       prepared: ReadonlyArray<PreparedEvent>,
       expected: ExpectedVersion
-    ) {
+    ): Generator<Effect.Effect<unknown, AppendError>, AppendResult, any> {
       const rows = prepared as unknown as NonEmptyReadonlyArray<PreparedEvent>
       const conflict = (actual: number) => new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
       const done = (base: number, envelopes: ReadonlyArray<EventEnvelope>): AppendResult => {
@@ -179,7 +182,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
         // Someone else appended: back off a little so that racing writers spread out.
         yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
       }
-    })
+    }
 
     const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
       yield* validateStreamId("append", streamId)
@@ -194,7 +197,7 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       // The same span and conflict count as `append`: a bulk import is a series of appends.
       appendPrepared: (streamId, prepared, expected) =>
         withSpan(
-          Effect.tapError(appendPrepared(streamId, prepared, expected), countConflict),
+          Effect.tapError(Effect.gen(() => appendPrepared(streamId, prepared, expected)), countConflict),
           "EventStore.append",
           () => spanAttributes(streamId, { "dynamo_es.event_count": prepared.length, "dynamo_es.expected_version": expected })
         )
