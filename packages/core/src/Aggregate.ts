@@ -21,10 +21,13 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
-import type { ConflictError, CorruptedEventError, InvalidInputError, StorageError } from "./Errors.js"
-import { NotFoundError } from "./Errors.js"
+import { type Cause, Effect, Option, Predicate, Schedule, Schema, Stream } from "effect"
+import type { ConflictError, InvalidInputError, StorageError } from "./Errors.js"
+import { CorruptedEventError, EventEncodeError, NotFoundError } from "./Errors.js"
 import * as EventStore from "./EventStore.js"
+import * as EventStoreInternal from "./internal/eventStore.js"
+import * as Tracing from "./internal/tracing.js"
+import * as TypedCodec from "./internal/typed.js"
 import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
@@ -133,6 +136,28 @@ const defaultConflictRetry: Schedule.Schedule<unknown, ConflictError> = Schedule
 )
 
 /**
+ * `Effect.retry(attempt, { schedule, while })` once `attempt` has already failed with
+ * `first`: the schedule sees `first`, waits, and runs `attempt` again, exactly as if the
+ * first attempt had run inside `Effect.retry`, which then costs nothing when it succeeds.
+ */
+const retryAfter = <A, E, R>(
+  first: E,
+  attempt: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<unknown, unknown>,
+  retryable: (e: E) => boolean
+): Effect.Effect<A, E, R> => {
+  let replayed = false
+  return Effect.retry(
+    Effect.suspend(() => {
+      if (replayed) return attempt
+      replayed = true
+      return Effect.fail(first)
+    }),
+    { schedule: schedule as Schedule.Schedule<unknown, E>, while: retryable }
+  )
+}
+
+/**
  * Defines an aggregate.
  *
  * @since 0.1.0
@@ -142,6 +167,8 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
   definition: Definition<State, Event, EventEncoded, Command, E, StateEncoded>
 ): Aggregate<State, Event, Command, E> => {
   const events = EventStore.typed(definition.events)
+  // The same codec as `events`, to append on the store `handle` already holds.
+  const codec = TypedCodec.make(definition.events as Schema.Codec<Event, unknown>)
   const snapshots = definition.snapshots === undefined
     ? undefined
     : SnapshotStore.typed(definition.snapshots.schema, { schemaVersion: definition.snapshots.schemaVersion })
@@ -172,28 +199,79 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       )
     })
 
-  const load = (streamId: string): Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore> =>
-    Effect.gen(function*() {
-      const snapshot = yield* loadSnapshot(streamId)
+  // Loading decodes the payloads itself, a page at a time, with the codec `events.read` uses
+  // and the same CorruptedEventError: the same result as folding `events.read`. On a store
+  // built by `EventStore.make` (every implementation in this repository) it reads through the
+  // store's page fold: the same requests, checks and errors, without a Stream, an Effect per
+  // page or an envelope (two DateTimes) per event, which were most of the command path's CPU.
+  const decodePayload = Schema.decodeUnknownExit(Schema.toCodecJson(definition.events as Schema.Codec<Event, unknown>))
+  const corruptedPayload = (e: { readonly streamId: string; readonly version: number; readonly type: unknown }, cause: Cause.Cause<unknown>) =>
+    new CorruptedEventError({
+      streamId: e.streamId,
+      version: e.version,
+      reason: `the payload of a "${String(e.type)}" event does not match the event Schema: ${String(cause)}`,
+      cause
+    })
+
+  /** Folds the events after the snapshot (if any) over its state, from the given store. */
+  const replay = (
+    store: EventStore.EventStoreShape,
+    streamId: string,
+    snapshot: Option.Option<SnapshotStore.Snapshot<State>>
+  ): Effect.Effect<Loaded<State>, LoadError> =>
+    Effect.suspend(() => {
       const from = Option.isSome(snapshot) ? snapshot.value.version + 1 : 1
-      const start = Option.isSome(snapshot) ? snapshot.value.state : definition.initialState
+      let state = Option.isSome(snapshot) ? snapshot.value.state : definition.initialState
+      let version = from - 1
+      let count = 0
+      /** One page: every payload decoded before any is applied, as `events.read` does. */
+      const apply = (
+        rows: ReadonlyArray<{ readonly streamId: string; readonly version: number; readonly type: unknown }>,
+        payloads: ReadonlyArray<unknown>
+      ): CorruptedEventError | undefined => {
+        const decoded = new Array<Event>(payloads.length)
+        for (let i = 0; i < payloads.length; i++) {
+          const exit = decodePayload(payloads[i])
+          if (exit._tag === "Failure") return corruptedPayload(rows[i]!, exit.cause)
+          decoded[i] = exit.value
+        }
+        for (let i = 0; i < decoded.length; i++) state = definition.evolve(state, decoded[i]!)
+        version = rows[decoded.length - 1]!.version
+        count += decoded.length
+        return undefined
+      }
+      const fold = EventStoreInternal.pageFoldOf(store)
       // ifMissing "empty": a missing stream is the initial state, and a snapshot at the head
       // of the stream costs no extra request to tell "no events after it" from "no stream".
-      const result = yield* events.read(streamId, { from, ifMissing: "empty" }).pipe(
-        Stream.runFold(
-          () => ({ state: start, version: from - 1, count: 0 }),
-          (acc, e) => ({ state: definition.evolve(acc.state, e.payload), version: e.version, count: acc.count + 1 })
-        ),
-        Effect.catchTag("NotFoundError", (e) => Effect.die(e)) // cannot happen with ifMissing "empty"
-      )
-      return {
+      const events: Effect.Effect<void, LoadError> = fold !== undefined && Number.isSafeInteger(from) && from >= 1
+        ? fold(streamId, from, apply)
+        : Stream.runForEachArray(
+          store.read(streamId, { from, ifMissing: "empty" }),
+          (page) => {
+            const failure = apply(page, page.map((e) => e.payload))
+            return failure === undefined ? Effect.void : Effect.fail(failure)
+          }
+        ).pipe(Effect.catchTag("NotFoundError", (e) => Effect.die(e))) // cannot happen with ifMissing "empty"
+      return Effect.map(events, () => ({
         streamId,
-        state: result.state,
-        version: result.version,
+        state,
+        version,
         snapshotVersion: Option.isSome(snapshot) ? snapshot.value.version : undefined,
-        eventsRead: result.count
-      }
-    }).pipe(Effect.withSpan("Aggregate.load", { attributes: { streamId } }))
+        eventsRead: count
+      }))
+    })
+
+  const loadWith = (store: EventStore.EventStoreShape, streamId: string): Effect.Effect<Loaded<State>, LoadError> =>
+    Tracing.withSpan(
+      snapshots === undefined
+        ? replay(store, streamId, Option.none())
+        : Effect.flatMap(loadSnapshot(streamId), (snapshot) => replay(store, streamId, snapshot)),
+      "Aggregate.load",
+      () => ({ streamId })
+    )
+
+  const load = (streamId: string): Effect.Effect<Loaded<State>, LoadError, EventStore.EventStore> =>
+    EventStore.EventStore.use((store) => loadWith(store, streamId))
 
   const loadExisting = (streamId: string) =>
     Effect.flatMap(load(streamId), (loaded) =>
@@ -217,7 +295,8 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
     metadata: EventStore.EventMetadata | undefined
   ): Effect.Effect<Handled<State, Event>, E | EventStore.AppendError | LoadError, EventStore.EventStore> =>
     Effect.gen(function*() {
-      const loaded = yield* load(streamId)
+      const store = yield* EventStore.EventStore
+      const loaded = yield* loadWith(store, streamId)
       const decided = definition.decide(command, loaded.state, { streamId, version: loaded.version })
       const decidedEvents: ReadonlyArray<Event> = Effect.isEffect(decided)
         ? yield* (decided as Effect.Effect<ReadonlyArray<Event>, E>)
@@ -225,22 +304,33 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
       if (decidedEvents.length === 0) {
         return { streamId, state: loaded.state, version: loaded.version, events: [] }
       }
-      const appended = yield* events.append(streamId, decidedEvents, { expectedVersion: loaded.version, metadata })
+      const encoded = codec.encodeAll(streamId, decidedEvents)
+      if (encoded instanceof EventEncodeError) return yield* encoded
+      const appended = TypedCodec.withPayloads(
+        yield* store.append(streamId, encoded.raw, { expectedVersion: loaded.version, metadata }),
+        encoded.stored
+      )
       // Fold the events as stored (decoded from their encoded form), not the objects
       // decide returned: the state, and a snapshot of it, must equal what a replay gives.
-      const state = fold(appended.events.map((e) => e.payload), loaded.state)
-      yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
+      let state = loaded.state
+      for (const e of appended.events) state = definition.evolve(state, e.payload)
+      if (snapshots !== undefined && every !== undefined) yield* maybeSnapshot(streamId, loaded.version, appended.version, state)
       return { streamId, state, version: appended.version, events: appended.events }
     })
 
-  const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) =>
-    attempt(streamId, command, options?.metadata).pipe(
-      Effect.retry({
-        schedule: (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>,
-        while: (e) => Predicate.isTagged(e, "ConflictError")
-      }),
-      Effect.withSpan("Aggregate.handle", { attributes: { streamId } })
+  const conflictRetry = (definition.conflictRetry ?? defaultConflictRetry) as Schedule.Schedule<unknown, unknown>
+  const isConflict = (e: unknown) => Predicate.isTagged(e, "ConflictError")
+
+  const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) => {
+    const once = attempt(streamId, command, options?.metadata)
+    return Tracing.withSpan(
+      // The retry machinery (a schedule driver) is built only after a first ConflictError:
+      // `retryAfter` is `Effect.retry(once, ...)` from that failure on.
+      Effect.catch(once, (first) => isConflict(first) ? retryAfter(first, once, conflictRetry, isConflict) : Effect.fail(first)),
+      "Aggregate.handle",
+      () => ({ streamId })
     )
+  }
 
   return {
     events,

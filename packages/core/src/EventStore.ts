@@ -45,6 +45,7 @@ import * as bulk from "./internal/appendBulk.js"
 import { decodeStoredEvent } from "./internal/envelope.js"
 import * as internal from "./internal/eventStore.js"
 import { makeMemoryStorage } from "./internal/memoryStorage.js"
+import * as TypedCodec from "./internal/typed.js"
 import type { StoreDefaults } from "./internal/prepare.js"
 
 // -----------------------------------------------------------------------------
@@ -261,7 +262,7 @@ export class EventStore extends Context.Service<EventStore, EventStoreShape>()("
 // typed access
 // -----------------------------------------------------------------------------
 
-const EventInputTypeId: unique symbol = Symbol.for("@dynamo-es/core/EventStore/EventInput")
+const EventInputTypeId: typeof TypedCodec.EventInputTypeId = TypedCodec.EventInputTypeId
 
 /**
  * An event with per-event options, made by {@link withOptions}.
@@ -292,9 +293,6 @@ export const withOptions = <E>(
   event: E,
   options: { readonly metadata?: EventMetadata; readonly ttl?: Duration.Input; readonly eventId?: string }
 ): EventInput<E> => ({ [EventInputTypeId]: EventInputTypeId, event, ...options })
-
-const isEventInput = (u: unknown): u is EventInput<unknown> =>
-  typeof u === "object" && u !== null && EventInputTypeId in u
 
 /**
  * The event store seen through the Schema of one kind of events. Payloads are stored in the
@@ -344,84 +342,28 @@ export interface TypedEventStore<E extends { readonly _tag: string }> {
 export const typed = <E extends { readonly _tag: string }, I>(
   schema: Schema.Codec<E, I>
 ): TypedEventStore<E> => {
-  // The canonical JSON form of the Schema: Dates, non-finite numbers, bigints, ... get a
-  // JSON representation, so that what is stored is exactly what decodes back.
-  const codec = Schema.toCodecJson(schema as Schema.Codec<E, unknown>)
-  const encode = Schema.encodeExit(codec)
-  const decode = Schema.decodeUnknownExit(codec)
-
-  const decodeEnvelope = (e: EventEnvelope): Effect.Effect<EventEnvelope<E>, CorruptedEventError> => {
-    const exit = decode(e.payload)
-    return exit._tag === "Success"
-      ? Effect.succeed({ ...e, payload: exit.value })
-      : Effect.fail(
-        new CorruptedEventError({
-          streamId: e.streamId,
-          version: e.version,
-          reason: `the payload of a "${e.type}" event does not match the event Schema: ${String(exit.cause)}`,
-          cause: exit.cause
-        })
-      )
-  }
-  const decodeAll = (events: ReadonlyArray<EventEnvelope>) => Effect.forEach(events, decodeEnvelope)
-  // forEach keeps the length, so a non-empty page stays non-empty.
-  const decodePage = decodeAll as unknown as (
-    events: NonEmptyReadonlyArray<EventEnvelope>
-  ) => Effect.Effect<NonEmptyReadonlyArray<EventEnvelope<E>>, CorruptedEventError>
-
-  /** Encodes every event (and checks it decodes back) before anything is written. */
-  const encodeAll = (streamId: string, events: ReadonlyArray<E | EventInput<E>>) =>
-    Effect.gen(function*() {
-      const raw: Array<NewEvent> = []
-      const stored: Array<E> = []
-      for (let index = 0; index < (events?.length ?? 0); index++) {
-        const input = events[index]!
-        const event = (isEventInput(input) ? input.event : input) as E
-        const eventType = typeof event?._tag === "string" ? event._tag : "<unknown>"
-        const fail = (reason: string, cause: unknown) =>
-          new EventEncodeError({ streamId: String(streamId), index, eventType, reason, cause })
-        const encoded = encode(event)
-        if (encoded._tag === "Failure") {
-          return yield* fail(`the payload does not match the event Schema: ${String(encoded.cause)}`, encoded.cause)
-        }
-        // Refuse what would be written but could not be read back (a Schema whose
-        // decoding does not accept its own encoding).
-        const decoded = decode(encoded.value)
-        if (decoded._tag === "Failure") {
-          return yield* fail(`the encoded payload does not decode with the event Schema: ${String(decoded.cause)}`, decoded.cause)
-        }
-        stored.push(decoded.value)
-        raw.push(
-          isEventInput(input)
-            ? { type: eventType, payload: encoded.value, metadata: input.metadata, ttl: input.ttl, eventId: input.eventId }
-            : { type: eventType, payload: encoded.value }
-        )
-      }
-      return { raw, stored }
-    })
-
+  const codec = TypedCodec.make(schema as Schema.Codec<E, unknown>)
   return {
     schema: schema as Schema.Codec<E, unknown>,
-    append: (streamId, events, options) =>
-      Effect.gen(function*() {
-        const store = yield* EventStore
-        const { raw, stored } = yield* encodeAll(streamId, events)
-        const result = yield* store.append(streamId, raw, options)
-        return { ...result, events: result.events.map((e, i) => ({ ...e, payload: stored[i]! })) }
-      }),
+    append: (streamId, events, options) => EventStore.use((store) => codec.appendTo(store, streamId, events, options)),
     appendBulk: (streamId, events, options) =>
-      Effect.gen(function*() {
-        const { raw, stored } = yield* encodeAll(streamId, events)
-        const result = yield* appendBulk(streamId, raw, options)
-        return { ...result, events: result.events.map((e, i) => ({ ...e, payload: stored[i]! })) }
-      }),
+      EventStore.use((store) =>
+        Effect.suspend(() => {
+          // Encoded here, once; the bulk append validates and prepares them once more for
+          // storage (JSON, sizes), and not again per transaction.
+          const encoded = codec.encodeAll(streamId, events)
+          if (encoded instanceof EventEncodeError) return Effect.fail(encoded)
+          return Effect.map(bulk.appendBulk(store, streamId, encoded.raw, options), (result) =>
+            TypedCodec.withPayloads(result, encoded.stored))
+        })
+      ),
     read: (streamId, options) =>
       EventStore.use((store) => Effect.succeed(store.read(streamId, options))).pipe(
         Stream.unwrap,
-        Stream.mapArrayEffect(decodePage)
+        Stream.mapArrayEffect(codec.decodePage)
       ) as Stream.Stream<EventEnvelope<E>, ReadError, EventStore>,
     readLast: (streamId, n, options) =>
-      EventStore.use((store) => store.readLast(streamId, n, options)).pipe(Effect.flatMap(decodeAll)),
+      EventStore.use((store) => store.readLast(streamId, n, options)).pipe(Effect.flatMap(codec.decodeAll)),
     version: (streamId, options) => EventStore.use((store) => store.version(streamId, options))
   }
 }

@@ -431,11 +431,24 @@ export const make = (options: DynamoClientOptions = {}) =>
     const schedule = options.retrySchedule ?? defaultRetrySchedule
 
     type Failure = Errors.StorageError | ConditionFailed | TransactionCanceled
-    const retry = <A>(self: Effect.Effect<A, Failure>): Effect.Effect<A, Failure> =>
-      Effect.retry(self, {
-        schedule: schedule as Schedule.Schedule<unknown, Failure>,
-        while: (e) => e._tag === "StorageError" && e.isRetryable
-      })
+    const isRetryable = (e: Failure) => e._tag === "StorageError" && e.isRetryable
+    /**
+     * The attempts after a first one that failed with `first`: exactly `Effect.retry(attempt,
+     * ...)` had the first attempt run inside it (the schedule sees `first`, waits, then runs
+     * `attempt` again), but the retry machinery (a schedule driver per call) is built only
+     * when a request fails, not on every request.
+     */
+    const retryAfter = <A>(first: Failure, attempt: Effect.Effect<A, Failure>): Effect.Effect<A, Failure> => {
+      let replayed = false
+      return Effect.retry(
+        Effect.suspend(() => {
+          if (replayed) return attempt
+          replayed = true
+          return Effect.fail(first)
+        }),
+        { schedule: schedule as Schedule.Schedule<unknown, Failure>, while: isRetryable }
+      )
+    }
 
     /**
      * One call: the attempts under the retry schedule, the metrics, and the span's
@@ -493,22 +506,22 @@ export const make = (options: DynamoClientOptions = {}) =>
           return classified
         }
       })
-      const retried = write
-        ? retry(attempt).pipe(
-          Effect.mapError((e) =>
-            e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
-              ? new Errors.StorageError({
-                operation: e.operation,
-                reason: e.reason,
-                resource: e.resource,
-                detail: e.detail,
-                unknownOutcome: true,
-                cause: e.cause
-              })
-              : e
-          )
-        )
-        : retry(attempt)
+      // A write: the error finally returned says so when any attempt may have been applied.
+      const outcomeOf = (e: Failure): Failure =>
+        e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
+          ? new Errors.StorageError({
+            operation: e.operation,
+            reason: e.reason,
+            resource: e.resource,
+            detail: e.detail,
+            unknownOutcome: true,
+            cause: e.cause
+          })
+          : e
+      const retried = Effect.catch(attempt, (first): Effect.Effect<A, Failure> => {
+        const retriedOrFailed = isRetryable(first) ? retryAfter(first, attempt) : Effect.fail(first)
+        return write ? Effect.mapError(retriedOrFailed, outcomeOf) : retriedOrFailed
+      })
       return Effect.onExit(retried, (exit) => {
         instruments.duration.updateUnsafe(performance.now() - started, context)
         recordOutcome(exit, write, resource, span, context)

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@dynamo-es/core"
 import { Accounts, eventStoreConformance, streamId, type TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { Effect, Exit, Layer, Schedule, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
 import { DynamoClient, DynamoEventStore, Tables } from "../src/index.js"
 import { instrumentedClient, makeStoreLayer, sdkError } from "./helpers.js"
 import { failure as fail, range } from "@dynamo-es/core/testing/utils"
@@ -306,6 +306,33 @@ describe("DynamoEventStore", { timeout: 120_000 }, () => {
           assert.strictEqual(recorder.count("PutItem"), 1)
           setFault(undefined)
           assert.strictEqual(yield* Accounts.version(id), 0)
+        })
+      ))
+
+    it.live("an interrupted read ends at once, whatever its request is doing, and the store reads on", () =>
+      instrumented(({ recorder, setFault }) =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const id = streamId()
+          yield* Accounts.append(id, deposits(3), { expectedVersion: "noStream" })
+          // The Query is held in flight until the test releases it, after the interruption.
+          const inFlight = Promise.withResolvers<void>()
+          const release = Promise.withResolvers<void>()
+          setFault(async (command, _input, proceed) => {
+            if (command !== "Query") return proceed()
+            inFlight.resolve()
+            await release.promise
+            return proceed()
+          })
+          const reader = yield* Effect.forkChild(Stream.runCollect(store.read(id)))
+          yield* Effect.promise(() => inFlight.promise)
+          // Returns once the reader has ended: it does not wait for the held request.
+          yield* Fiber.interrupt(reader)
+          assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(reader)))
+          setFault(undefined)
+          release.resolve()
+          assert.deepStrictEqual((yield* Stream.runCollect(Accounts.read(id))).map((e) => e.version), [1, 2, 3])
+          assert.deepStrictEqual(recorder.commands.filter((c) => c === "Query").length, 2)
         })
       ))
 

@@ -5,8 +5,8 @@
  */
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
-import { EventStore, Metrics } from "@dynamo-es/core"
-import { Accounts, streamId, type TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
+import { Aggregate, EventStore, Metrics } from "@dynamo-es/core"
+import { Accounts, streamId, TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { failure } from "@dynamo-es/core/testing/utils"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Effect, Exit, Layer, Metric, Option, Schedule, Stream, Tracer } from "effect"
@@ -16,6 +16,14 @@ import { instrumentedClient, sdkError } from "./helpers.js"
 const local = DynamoDBLocal.layer()
 
 const deposit = (amount: number): TestEvent => ({ _tag: "Deposited", amount })
+
+/** An aggregate over the test events: the sum of the deposits; a command deposits its amount. */
+const Balance = Aggregate.make({
+  events: TestEvent,
+  initialState: 0,
+  evolve: (balance: number, e: TestEvent) => (e._tag === "Deposited" ? balance + e.amount : balance),
+  decide: (amount: number): ReadonlyArray<TestEvent> => [deposit(amount)]
+})
 
 /** Retries 4 times, 5 ms apart: fault tests stay fast. */
 const quickRetries = Schedule.spaced("5 millis").pipe(Schedule.upTo({ times: 4 }))
@@ -247,6 +255,62 @@ describe("Observability", { timeout: 120_000 }, () => {
           )
         }), tracer)
     })
+
+    it.live("a command: Aggregate.handle over Aggregate.load (EventStore.read, its Query) and EventStore.append (its PutItem)", () => {
+      const { named, spans, tracer } = collectingTracer()
+      return observed(() =>
+        Effect.gen(function*() {
+          const id = streamId()
+          yield* Accounts.append(id, [deposit(1), deposit(2)], { expectedVersion: "noStream" })
+          spans.length = 0
+          const handled = yield* Balance.handle(id, 5)
+          assert.strictEqual(handled.version, 3)
+          assert.strictEqual(handled.state, 8)
+
+          const handle = named("Aggregate.handle")[0]!
+          const load = named("Aggregate.load")[0]!
+          const read = named("EventStore.read")[0]!
+          const append = named("EventStore.append")[0]!
+          const [query] = named("DynamoDB.Query")
+          const [put] = named("DynamoDB.PutItem")
+          assert.deepStrictEqual(spans.map((s) => s.name).sort(), [
+            "Aggregate.handle",
+            "Aggregate.load",
+            "DynamoDB.PutItem",
+            "DynamoDB.Query",
+            "EventStore.append",
+            "EventStore.read"
+          ])
+          assert.strictEqual(handle.attributes.get("streamId"), id)
+          assert.strictEqual(parentOf(load)?.spanId, handle.spanId)
+          assert.strictEqual(parentOf(read)?.spanId, load.spanId)
+          assert.strictEqual(read.attributes.get("dynamo_es.stream_id"), id)
+          assert.strictEqual(parentOf(query!)?.spanId, read.spanId)
+          assert.strictEqual(parentOf(append)?.spanId, handle.spanId)
+          assert.strictEqual(parentOf(put!)?.spanId, append.spanId)
+          for (const span of spans) assert.strictEqual(span.status._tag, "Ended", span.name)
+        }), tracer)
+    })
+
+    it.live("without a tracer no span is made, and the metrics are recorded all the same", () =>
+      observed(({ tableName }) =>
+        Effect.gen(function*() {
+          const id = streamId()
+          let current: Option.Option<Tracer.AnySpan> = Option.none()
+          const Spy = Aggregate.make({
+            ...Balance.definition,
+            decide: () => Effect.map(Effect.option(Effect.currentSpan), (span) => {
+              current = span
+              return [] as ReadonlyArray<TestEvent>
+            })
+          })
+          yield* Spy.handle(id, 1)
+          assert.isTrue(Option.isNone(current), "no Aggregate.handle or Aggregate.load span around decide")
+          yield* Balance.handle(id, 5)
+          assert.strictEqual(yield* Metrics.total(Metrics.requests, { command: "Query", table: tableName }), 2)
+          assert.strictEqual(yield* Metrics.total(Metrics.requests, { command: "PutItem", table: tableName }), 1)
+        })
+      ))
 
     it.live("a retried request is one span that says how many attempts it took; a failed one says why", () => {
       const { named, tracer } = collectingTracer()

@@ -5,7 +5,8 @@
  */
 import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
-import { type Errors, EventStore } from "@dynamo-es/core"
+import { Aggregate, type Errors, EventStore } from "@dynamo-es/core"
+import { TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Arbitrary, DateTime, Effect, Layer, Option, Schema, Stream } from "effect"
 import { DynamoEventStore, DynamoSnapshotStore } from "../src/index.js"
@@ -33,6 +34,14 @@ import {
 import type { Fault } from "./helpers.js"
 
 const WRITES = new Set(["PutItem", "TransactWriteItems"])
+
+/** An aggregate over the test events: the sum of the deposits. */
+const Balance = Aggregate.make({
+  events: TestEvent,
+  initialState: 0,
+  evolve: (balance: number, e: TestEvent) => (e._tag === "Deposited" ? balance + e.amount : balance),
+  decide: () => []
+})
 
 /** Every write is applied by DynamoDB, but its response never comes back. */
 const lostWrites: Fault = (command, _input, proceed) => (WRITES.has(command) ? sendThenThrow(proceed, connectionReset) : proceed())
@@ -471,6 +480,13 @@ describe("Outcomes", { timeout: 120_000 }, () => {
             }
             yield* expectCorrupted(Stream.runCollect(Accounts.read(id)), "typed read")
             yield* expectCorrupted(Accounts.readLast(id, 5), "typed readLast")
+            // An aggregate load reads through the store's page fold; over a store whose `read`
+            // is wrapped, through `read`: the same error either way.
+            yield* expectCorrupted(Balance.load(id), "aggregate load")
+            yield* expectCorrupted(
+              Balance.load(id).pipe(Effect.provideService(EventStore.EventStore, { ...store, read: (...args) => store.read(...args) })),
+              "aggregate load through read"
+            )
             // The reader skips it: on from version + 1, or backwards to version - 1.
             const after = yield* Stream.runCollect(Accounts.read(id, { from: 3 }))
             assert.deepStrictEqual(after.map((e) => [e.version, e.payload]), [[3, deposit(3)]])

@@ -13,6 +13,7 @@ import type {
   ExpectedVersion,
   NewEvent
 } from "../EventStore.js"
+import { storeInternalsOf } from "./eventStore.js"
 import { MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, mergeMetadata, prepareAppend, validateStreamId } from "./prepare.js"
 
 export const appendBulk = (
@@ -24,15 +25,12 @@ export const appendBulk = (
   Effect.gen(function*() {
     yield* validateStreamId("appendBulk", streamId)
     const now = yield* Clock.currentTimeMillis
-    const { events: prepared, sizes, expectedVersion } = yield* prepareAppend(
-      "appendBulk",
-      streamId,
-      events,
-      options,
-      {},
-      now,
-      false
-    )
+    // A store built by EventStore.make prepares the events once, with its own defaults, and
+    // appends the prepared chunks as they are; any other store gets each chunk as events.
+    const internals = storeInternalsOf(store)
+    const { events: prepared, sizes, expectedVersion } = yield* (internals !== undefined
+      ? internals.prepare("appendBulk", streamId, events, options, now)
+      : prepareAppend("appendBulk", streamId, events, options, {}, now, false))
     // Greedy chunks within one transaction's limits.
     const chunks: Array<Array<number>> = []
     let current: Array<number> = []
@@ -63,8 +61,9 @@ export const appendBulk = (
       return { ...e, eventId: prepared[i]!.eventId, ...(metadata !== undefined ? { metadata } : {}) }
     })
     for (const chunk of chunks) {
-      const batch = chunk.map((i) => withIds[i]!)
-      const result = yield* store.append(streamId, batch, { expectedVersion: expected, metadata: options.metadata }).pipe(
+      const result = yield* (internals !== undefined
+        ? internals.appendPrepared(streamId, chunk.map((i) => prepared[i]!), expected)
+        : store.append(streamId, chunk.map((i) => withIds[i]!), { expectedVersion: expected, metadata: options.metadata })).pipe(
         Effect.mapError((cause) =>
           // Before the first transaction nothing is stored, unless its outcome is unknown:
           // then the caller needs `remaining` (with the ids given here) to resume safely.

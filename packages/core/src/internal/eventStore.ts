@@ -7,24 +7,30 @@
  * over its own storage, so they cannot disagree.
  *
  * Each public operation is a span (`EventStore.append`, `EventStore.read`,
- * `EventStore.readLast`, `EventStore.version`) under which the storage requests nest; a
- * `ConflictError` from `append` counts in `Metrics.conflicts`.
+ * `EventStore.readLast`, `EventStore.version`; when a tracer is installed) under which the
+ * storage requests nest; a `ConflictError` from `append` counts in `Metrics.conflicts`.
  */
-import { Clock, Effect, Metric, Option, Random, Stream, Tracer } from "effect"
+import { Clock, Effect, Metric, Option, Random, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { ConflictError, type CorruptedEventError, NotFoundError, type StorageError } from "../Errors.js"
+import { ConflictError, CorruptedEventError, type InvalidInputError, NotFoundError, type StorageError } from "../Errors.js"
 import type {
+  AppendError,
+  AppendOptions,
   AppendResult,
   EventEnvelope,
+  ExpectedVersion,
+  NewEvent,
   EventStoreOptions,
   EventStoreShape,
   Storage,
   StoredEvent
 } from "../EventStore.js"
-import { decodeStoredEvent, envelopeOf } from "./envelope.js"
+import { checkedPayload, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
 import {
+  type PreparedAppend,
   type PreparedEvent,
+  type PrepareError,
   prepareAppend,
   validateConsistency,
   validateCount,
@@ -33,17 +39,8 @@ import {
   validateStreamId
 } from "./prepare.js"
 import { makeLru } from "./lru.js"
+import { spanAttributes, traced, withSpan, withStreamSpan } from "./tracing.js"
 import * as Metrics from "../Metrics.js"
-
-/** Span attributes taken from the raw arguments: only what is there and of the right kind. */
-const spanAttributes = (streamId: unknown, extra?: Record<string, unknown>): Record<string, unknown> => {
-  const attributes: Record<string, unknown> = {}
-  if (typeof streamId === "string") attributes["dynamo_es.stream_id"] = streamId
-  if (extra !== undefined) {
-    for (const key in extra) if (extra[key] !== undefined) attributes[key] = extra[key]
-  }
-  return attributes
-}
 
 const appendAttributes = (streamId: unknown, events: unknown, options: unknown) => {
   let expected: unknown
@@ -57,19 +54,6 @@ const appendAttributes = (streamId: unknown, events: unknown, options: unknown) 
     "dynamo_es.expected_version": typeof expected === "number" || typeof expected === "string" ? expected : undefined
   })
 }
-
-/**
- * A span around an operation made with `Effect.fnUntraced` (as its pipeable), with
- * attributes from the operation's arguments. Made only when a tracer is installed: under
- * Effect's native tracer nothing exports spans, so the span could not be observed.
- */
-const traced = <Args extends ReadonlyArray<any>>(name: string, attributes: (...args: Args) => Record<string, unknown>) =>
-<A, E, R>(self: Effect.Effect<A, E, R>, ...args: Args): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) =>
-    fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-      ? self
-      : Effect.withSpan(self, name, { attributes: attributes(...args), captureStackTrace: false })
-  )
 
 const appendConflicts = Metrics.tagged(Metrics.conflicts, { operation: "append" })
 const countConflict = (e: { readonly _tag: string }) =>
@@ -143,17 +127,15 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       )
     }
 
-    const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
-      yield* validateStreamId("append", streamId)
-      const now = yield* Clock.currentTimeMillis
-      const { events: prepared, expectedVersion: expected } = yield* prepareAppend(
-        "append",
-        streamId,
-        events,
-        appendOptions,
-        options,
-        now
-      )
+    /**
+     * An append of events already validated and prepared (see `prepareAppend`): a generator
+     * that `append` delegates to (`yield*`), so that it costs no Effect of its own.
+     */
+    function* appendPrepared(
+      streamId: string,
+      prepared: ReadonlyArray<PreparedEvent>,
+      expected: ExpectedVersion
+    ): Generator<Effect.Effect<unknown, AppendError>, AppendResult, any> {
       const rows = prepared as unknown as NonEmptyReadonlyArray<PreparedEvent>
       const conflict = (actual: number) => new ConflictError({ streamId, expectedVersion: expected, actualVersion: actual })
       const done = (base: number, envelopes: ReadonlyArray<EventEnvelope>): AppendResult => {
@@ -200,7 +182,26 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
         // Someone else appended: back off a little so that racing writers spread out.
         yield* Effect.sleep(yield* Random.nextBetween(0, Math.min(100, 5 * attempt)))
       }
+    }
+
+    const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
+      yield* validateStreamId("append", streamId)
+      const now = yield* Clock.currentTimeMillis
+      const { events: prepared, expectedVersion } = yield* prepareAppend("append", streamId, events, appendOptions, options, now)
+      return yield* appendPrepared(streamId, prepared, expectedVersion)
     }, Effect.tapError(countConflict), traced("EventStore.append", appendAttributes))
+
+    const internals: StoreInternals = {
+      prepare: (operation, streamId, events, appendOptions, nowMillis) =>
+        prepareAppend(operation, streamId, events, appendOptions, options, nowMillis, false),
+      // The same span and conflict count as `append`: a bulk import is a series of appends.
+      appendPrepared: (streamId, prepared, expected) =>
+        withSpan(
+          Effect.tapError(Effect.gen(() => appendPrepared(streamId, prepared, expected)), countConflict),
+          "EventStore.append",
+          () => spanAttributes(streamId, { "dynamo_es.event_count": prepared.length, "dynamo_es.expected_version": expected })
+        )
+    }
 
     interface Range {
       readonly from: number
@@ -280,7 +281,35 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
             }
             return { out: envelopes, failure }
           }))
-      })).pipe(Stream.withSpan("EventStore.read", { attributes: spanAttributes(streamId), captureStackTrace: false }))
+      })).pipe((stream) => withStreamSpan(stream, "EventStore.read", () => spanAttributes(streamId)))
+
+    const forEachPage: PageFold = (streamId, from, onPage) => {
+      const request = { streamId, from, to: MAX_VERSION, direction: "forward", consistentRead: true, maxEvents: Infinity } as const
+      const next = (cursor: unknown): Effect.Effect<void, CorruptedEventError | StorageError> =>
+        Effect.flatMap(storage.readPage(request, cursor), (page) => {
+          const rows = page.rows
+          const payloads: Array<unknown> = []
+          // As in `read`: the events before a damaged one count, then it fails the read.
+          let failure: CorruptedEventError | undefined
+          for (let i = 0; i < rows.length; i++) {
+            const payload = checkedPayload(rows[i]!)
+            if (payload instanceof CorruptedEventError) {
+              failure = payload
+              break
+            }
+            payloads.push(payload)
+          }
+          if (payloads.length > 0) observe(streamId, rows[payloads.length - 1]!.version)
+          const stop = (payloads.length > 0 ? onPage(rows, payloads) : undefined) ?? failure
+          if (stop !== undefined) return Effect.fail(stop)
+          return page.cursor === undefined ? Effect.void : next(page.cursor)
+        })
+      return withSpan(
+        Effect.flatMap(validateStreamId("read", streamId), () => next(undefined)),
+        "EventStore.read",
+        () => spanAttributes(streamId)
+      )
+    }
 
     const readLast: EventStoreShape["readLast"] = Effect.fnUntraced(function*(streamId, n, readOptions) {
       yield* validateStreamId("readLast", streamId)
@@ -296,6 +325,59 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
       return yield* lastVersion(streamId, yield* validateConsistency("version", versionOptions))
     }, traced("EventStore.version", (streamId: unknown) => spanAttributes(streamId)))
 
+    pageFolds.set(read, forEachPage)
+    storeInternals.set(append, internals)
     return { append, read, readLast, version }
   })
 
+/**
+ * What `Aggregate.load` reads: versions `from`.. of a stream (strongly consistent; a missing
+ * stream has none), with the requests, checks, errors, version cache and span of
+ * `read(streamId, { from, ifMissing: "empty" })`, but without a Stream and without an
+ * envelope per event (the command path's hot loop). Each page goes to `onPage` before the
+ * next one is read: its rows, with the parsed payloads of the first `payloads.length` of
+ * them, all checked; a damaged row after those fails the read once `onPage` has seen them.
+ * `onPage` returns an error to stop with. `from` must be an integer >= 1.
+ */
+export type PageFold = (
+  streamId: string,
+  from: number,
+  onPage: (rows: ReadonlyArray<StoredEvent>, payloads: ReadonlyArray<unknown>) => CorruptedEventError | undefined
+) => Effect.Effect<void, InvalidInputError | CorruptedEventError | StorageError>
+
+/** The page fold of each store made here, by its `read`: a store that wraps `read` has none. */
+const pageFolds = new WeakMap<EventStoreShape["read"], PageFold>()
+
+/**
+ * The {@link PageFold} behind `store.read` when the store is one {@link make} built (with
+ * its own `read`); `undefined` for any other implementation, which is read through `read`.
+ */
+export const pageFoldOf = (store: EventStoreShape): PageFold | undefined => pageFolds.get(store.read)
+
+
+
+/**
+ * What `appendBulk` uses of a store built by {@link make}: preparing the events once (with
+ * the store's defaults, without the limits of one transaction), then appending prepared
+ * chunks without validating and encoding them again.
+ */
+export interface StoreInternals {
+  readonly prepare: (
+    operation: string,
+    streamId: string,
+    events: ReadonlyArray<NewEvent>,
+    options: AppendOptions,
+    nowMillis: number
+  ) => Effect.Effect<PreparedAppend, PrepareError>
+  readonly appendPrepared: (
+    streamId: string,
+    prepared: ReadonlyArray<PreparedEvent>,
+    expected: ExpectedVersion
+  ) => Effect.Effect<AppendResult, AppendError>
+}
+
+/** The internals of each store made here, by its `append`: a store that wraps `append` has none. */
+const storeInternals = new WeakMap<EventStoreShape["append"], StoreInternals>()
+
+/** The {@link StoreInternals} behind `store.append`, when {@link make} built it. */
+export const storeInternalsOf = (store: EventStoreShape): StoreInternals | undefined => storeInternals.get(store.append)

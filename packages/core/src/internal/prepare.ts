@@ -26,7 +26,20 @@ export { MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES, utf8Length } from "./inputs.
  * DynamoDB's size of a number attribute value: about one byte per two significant
  * digits plus one.
  */
-const numberSize = (n: number): number => Math.ceil(String(Math.abs(n)).replace(/^0+|\.|e.*$/g, "").length / 2) + 1
+const numberSize = (n: number): number => {
+  if (Number.isSafeInteger(n)) {
+    // The same count for an integer without making its string: its decimal digits (none for 0).
+    let m = Math.abs(n)
+    if (m === 0) return 1
+    let digits = 1
+    while (m >= 10) {
+      m = Math.floor(m / 10)
+      digits++
+    }
+    return Math.ceil(digits / 2) + 1
+  }
+  return Math.ceil(String(Math.abs(n)).replace(/^0+|\.|e.*$/g, "").length / 2) + 1
+}
 
 /**
  * One event as it is stored: every implementation keeps these fields. Attribute names in
@@ -60,7 +73,10 @@ export const storedEventSize = (streamId: string, version: number, e: PreparedEv
 
 const checkStreamId = Inputs.validate(Inputs.StreamId)
 export const validateStreamId = (operation: string, streamId: unknown): Effect.Effect<string, InvalidInputError> =>
-  checkStreamId(operation, "streamId", streamId)
+  // What Inputs.StreamId checks, without decoding; the Schema reports anything else.
+  typeof streamId === "string" && Inputs.keyProblem(streamId, Inputs.MAX_STREAM_ID_BYTES) === undefined
+    ? Effect.succeed(streamId)
+    : checkStreamId(operation, "streamId", streamId)
 
 const checkReadOptions = Inputs.validate(Inputs.ReadOptions)
 
@@ -123,14 +139,19 @@ const metadataToJson = (
 ): { readonly json: string | undefined; readonly compact: EventMetadata } | { readonly error: string; readonly cause?: unknown } => {
   if (m === undefined) return { json: undefined, compact: {} }
   // The shape was validated (Inputs.Metadata): strings, and custom a plain object.
-  const compact: Record<string, unknown> = {}
-  for (const key of ["actor", "correlationId", "causationId"] as const) {
-    if (m[key] !== undefined) compact[key] = m[key]
-  }
+  const compact: { -readonly [K in keyof EventMetadata]: EventMetadata[K] } = {}
+  if (m.actor !== undefined) compact.actor = m.actor
+  if (m.correlationId !== undefined) compact.correlationId = m.correlationId
+  if (m.causationId !== undefined) compact.causationId = m.causationId
   if (m.custom !== undefined && Object.keys(m.custom).length > 0) compact.custom = m.custom
-  if (Object.keys(compact).length === 0) return { json: undefined, compact }
+  if (compact.actor === undefined && compact.correlationId === undefined && compact.causationId === undefined && compact.custom === undefined) {
+    return { json: undefined, compact }
+  }
   const result = stringifyJson(compact)
-  return "error" in result ? result : { json: result.json, compact: JSON.parse(result.json) as EventMetadata }
+  if ("error" in result) return result
+  // Strings read back from JSON as they are; custom fields may not (Dates, undefined
+  // fields, toJSON), so with custom the metadata is what its JSON reads back as.
+  return { json: result.json, compact: compact.custom === undefined ? compact : JSON.parse(result.json) as EventMetadata }
 }
 
 
@@ -158,6 +179,68 @@ export interface StoreDefaults {
   readonly defaultTtl?: Duration.Input | undefined
 }
 
+/** What {@link prepareAppend} gives: the expected version and the events as they will be stored. */
+export interface PreparedAppend {
+  readonly expectedVersion: ExpectedVersion
+  readonly events: ReadonlyArray<PreparedEvent>
+  /** Each event's size as a DynamoDB item (counting the widest version number). */
+  readonly sizes: ReadonlyArray<number>
+}
+
+export type PrepareError = InvalidInputError | EventEncodeError | EventTooLargeError | AppendTooLargeError
+
+const isPlainObject = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) &&
+  (Object.getPrototypeOf(u) === Object.prototype || Object.getPrototypeOf(u) === null)
+
+const isKey = (u: unknown, maxBytes: number): boolean => typeof u === "string" && Inputs.keyProblem(u, maxBytes) === undefined
+
+/** Metadata that Inputs.Metadata accepts, seen without decoding (`false`: let the Schema decide). */
+const plainMetadata = (m: unknown): boolean => {
+  if (m === undefined) return true
+  if (!isPlainObject(m)) return false
+  for (const key in m) {
+    const value = m[key]
+    if (value === undefined) {
+      if (key !== "actor" && key !== "correlationId" && key !== "causationId" && key !== "custom") return false
+    } else if (key === "custom") {
+      if (!isPlainObject(value)) return false
+    } else if (key !== "actor" && key !== "correlationId" && key !== "causationId" || typeof value !== "string") {
+      return false
+    }
+  }
+  return Object.getOwnPropertySymbols(m).length === 0
+}
+
+/**
+ * The expected version of an append whose options and events the Schemas (Inputs.AppendOptions,
+ * Inputs.NewEvents) plainly accept, seen without decoding them; `undefined` when anything is
+ * unusual (a class instance, a getter that throws, a missing field, ...): the Schemas then
+ * decide, and name what they refuse. This check only ever accepts less than the Schemas do.
+ */
+export const plainAppend = (events: unknown, options: unknown): ExpectedVersion | undefined => {
+  try {
+    if (!isPlainObject(options) || !plainMetadata(options.metadata)) return undefined
+    const expected = options.expectedVersion
+    const expectedVersion: ExpectedVersion | undefined = typeof expected === "number"
+      ? (Number.isSafeInteger(expected) && expected >= 0 ? expected : undefined)
+      : expected === "any" || expected === "noStream" || expected === "streamExists"
+      ? expected
+      : undefined
+    if (expectedVersion === undefined || !Array.isArray(events) || events.length === 0) return undefined
+    for (let i = 0; i < events.length; i++) {
+      const e: unknown = events[i]
+      if (!isPlainObject(e) || !Object.hasOwn(e, "payload") || !isKey(e.type, Inputs.MAX_EVENT_TYPE_BYTES)) return undefined
+      if (!plainMetadata(e.metadata)) return undefined
+      if (e.ttl !== undefined && typeof Inputs.ttlMillis(e.ttl) !== "number") return undefined
+      if (e.eventId !== undefined && !isKey(e.eventId, Inputs.MAX_EVENT_ID_BYTES)) return undefined
+    }
+    return expectedVersion
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Validates and encodes the events of one `append`. Fails with the first problem found;
  * nothing is written by anyone before this has succeeded.
@@ -171,76 +254,89 @@ export const prepareAppend = (
   nowMillis: number,
   /** `false` for a bulk import, which splits the events into transactions itself. */
   transactionLimits = true
-): Effect.Effect<
-  {
-    readonly expectedVersion: ExpectedVersion
-    readonly events: ReadonlyArray<PreparedEvent>
-    /** Each event's size as a DynamoDB item (counting the widest version number). */
-    readonly sizes: ReadonlyArray<number>
-  },
-  InvalidInputError | EventEncodeError | EventTooLargeError | AppendTooLargeError
-> =>
-  Effect.gen(function*() {
+): Effect.Effect<PreparedAppend, PrepareError> =>
+  Effect.suspend(() => {
+    const done = (result: PreparedAppend | PrepareError) =>
+      "_tag" in result ? Effect.fail(result) : Effect.succeed(result)
+    const plain = plainAppend(events, options)
+    if (plain !== undefined) {
+      return done(prepareEvents(operation, streamId, events, options, plain, defaults, nowMillis, transactionLimits))
+    }
     // Everything is checked before anything is encoded, so the first refusal names the
     // argument, not a symptom of it.
-    const { expectedVersion } = yield* checkAppendOptions(operation, "options", options)
-    yield* checkEvents(operation, "events", events)
-    const defaultTtlMillis = defaults.defaultTtl === undefined ? undefined : ttlOf(defaults.defaultTtl)
-    const prepared: Array<PreparedEvent> = []
-    const sizes: Array<number> = []
-    let totalBytes = 0
-    const seen = new Map<string, number>()
-    for (let index = 0; index < events.length; index++) {
-      const e = events[index]!
-      const type = e.type
-      if (e.eventId !== undefined) {
-        const first = seen.get(e.eventId)
-        if (first !== undefined) {
-          return yield* new InvalidInputError({
-            operation,
-            field: `events[${index}].eventId`,
-            reason: `is the same as events[${first}].eventId: an event id names one event`
-          })
-        }
-        seen.set(e.eventId, index)
-      }
-      const payload = stringifyJson(e.payload)
-      if ("error" in payload) {
-        return yield* new EventEncodeError({ streamId, index, eventType: type, reason: `payload: ${payload.error}`, cause: payload.cause })
-      }
-      const metadata = metadataToJson(mergeMetadata(options.metadata, e.metadata))
-      if ("error" in metadata) {
-        return yield* new EventEncodeError({ streamId, index, eventType: type, reason: metadata.error, cause: metadata.cause })
-      }
-      const ttlMillis = e.ttl !== undefined ? ttlOf(e.ttl) : defaultTtlMillis
-      const expiresAtSeconds = ttlMillis === undefined || ttlMillis === 0 ? undefined : Math.ceil((nowMillis + ttlMillis) / 1000)
-      const event: PreparedEvent = {
-        eventId: e.eventId ?? makeUlid(nowMillis),
-        type,
-        payload: e.payload,
-        metadata: metadata.compact,
-        payloadJson: payload.json,
-        metadataJson: metadata.json,
-        recordedAtMillis: nowMillis,
-        expiresAtSeconds
-      }
-      // The version is not known yet; count the widest version number DynamoDB could store.
-      const size = storedEventSize(streamId, Number.MAX_SAFE_INTEGER, event)
-      if (size > MAX_ITEM_BYTES) {
-        return yield* new EventTooLargeError({ streamId, index, eventType: type, sizeBytes: size, maxBytes: MAX_ITEM_BYTES })
-      }
-      totalBytes += size
-      sizes.push(size)
-      prepared.push(event)
-    }
-    if (transactionLimits && (prepared.length > MAX_EVENTS_PER_APPEND || totalBytes > MAX_APPEND_BYTES)) {
-      return yield* new AppendTooLargeError({
-        streamId,
-        eventCount: prepared.length,
-        totalBytes,
-        maxEvents: MAX_EVENTS_PER_APPEND,
-        maxBytes: MAX_APPEND_BYTES
-      })
-    }
-    return { expectedVersion, events: prepared, sizes }
+    return Effect.flatMap(checkAppendOptions(operation, "options", options), ({ expectedVersion }) =>
+      Effect.flatMap(checkEvents(operation, "events", events), () =>
+        done(prepareEvents(operation, streamId, events, options, expectedVersion, defaults, nowMillis, transactionLimits))))
   })
+
+/** The encoding of events whose inputs are valid (see {@link prepareAppend}). */
+const prepareEvents = (
+  operation: string,
+  streamId: string,
+  events: ReadonlyArray<NewEvent>,
+  options: AppendOptions,
+  expectedVersion: ExpectedVersion,
+  defaults: StoreDefaults,
+  nowMillis: number,
+  transactionLimits: boolean
+): PreparedAppend | PrepareError => {
+  const defaultTtlMillis = defaults.defaultTtl === undefined ? undefined : ttlOf(defaults.defaultTtl)
+  const prepared: Array<PreparedEvent> = []
+  const sizes: Array<number> = []
+  let totalBytes = 0
+  let seen: Map<string, number> | undefined
+  for (let index = 0; index < events.length; index++) {
+    const e = events[index]!
+    const type = e.type
+    if (e.eventId !== undefined) {
+      seen ??= new Map()
+      const first = seen.get(e.eventId)
+      if (first !== undefined) {
+        return new InvalidInputError({
+          operation,
+          field: `events[${index}].eventId`,
+          reason: `is the same as events[${first}].eventId: an event id names one event`
+        })
+      }
+      seen.set(e.eventId, index)
+    }
+    const payload = stringifyJson(e.payload)
+    if ("error" in payload) {
+      return new EventEncodeError({ streamId, index, eventType: type, reason: `payload: ${payload.error}`, cause: payload.cause })
+    }
+    const metadata = metadataToJson(mergeMetadata(options.metadata, e.metadata))
+    if ("error" in metadata) {
+      return new EventEncodeError({ streamId, index, eventType: type, reason: metadata.error, cause: metadata.cause })
+    }
+    const ttlMillis = e.ttl !== undefined ? ttlOf(e.ttl) : defaultTtlMillis
+    const expiresAtSeconds = ttlMillis === undefined || ttlMillis === 0 ? undefined : Math.ceil((nowMillis + ttlMillis) / 1000)
+    const event: PreparedEvent = {
+      eventId: e.eventId ?? makeUlid(nowMillis),
+      type,
+      payload: e.payload,
+      metadata: metadata.compact,
+      payloadJson: payload.json,
+      metadataJson: metadata.json,
+      recordedAtMillis: nowMillis,
+      expiresAtSeconds
+    }
+    // The version is not known yet; count the widest version number DynamoDB could store.
+    const size = storedEventSize(streamId, Number.MAX_SAFE_INTEGER, event)
+    if (size > MAX_ITEM_BYTES) {
+      return new EventTooLargeError({ streamId, index, eventType: type, sizeBytes: size, maxBytes: MAX_ITEM_BYTES })
+    }
+    totalBytes += size
+    sizes.push(size)
+    prepared.push(event)
+  }
+  if (transactionLimits && (prepared.length > MAX_EVENTS_PER_APPEND || totalBytes > MAX_APPEND_BYTES)) {
+    return new AppendTooLargeError({
+      streamId,
+      eventCount: prepared.length,
+      totalBytes,
+      maxEvents: MAX_EVENTS_PER_APPEND,
+      maxBytes: MAX_APPEND_BYTES
+    })
+  }
+  return { expectedVersion, events: prepared, sizes }
+}

@@ -1,0 +1,123 @@
+/**
+ * CPU of `DynamoClient.call` alone: PutItem and Query through `call` vs `sdk.send`, against
+ * the canned-answer endpoint of `fake-dynamodb.ts`. A profiling aid:
+ *
+ *   npx tsx bench/cpu/call-cpu.ts [rounds=30]
+ */
+import { DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import type { EventStore } from "@dynamo-es/core"
+import { DynamoClient, DynamoEventStore } from "@dynamo-es/dynamodb"
+import { Context, Effect, Layer } from "effect"
+import * as ChildProcess from "node:child_process"
+import { inProcessHandler } from "./fake-dynamodb.js"
+
+/** `IN_PROCESS=1`: the SDK answers in this process (no HTTP, see `inProcessHandler`). */
+const inProcess = process.env["IN_PROCESS"] === "1"
+const rounds = Number(process.argv[2] ?? 30)
+const PER_ROUND = 100
+
+const main = async () => {
+  const child = ChildProcess.fork(new URL("./fake-dynamodb.ts", import.meta.url).pathname, [], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  const port = await new Promise<number>((resolve) => child.once("message", (m: { port: number }) => resolve(m.port)))
+  const sdk = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: "us-east-1",
+    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
+    maxAttempts: 1,
+    ...(inProcess ? { requestHandler: inProcessHandler as never } : {})
+  })
+  const { client, storage } = await Effect.runPromise(
+    Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(DynamoClient.layer({ client: sdk }))
+      const storage = yield* DynamoEventStore.makeStorage("bench").pipe(Effect.provide(context))
+      return { client: Context.get(context, DynamoClient.DynamoClient), storage }
+    }))
+  )
+  const record: EventStore.EventRecord = {
+    eventId: "01J00000000000000000000001",
+    type: "MoneyDeposited",
+    payloadJson: "x".repeat(200),
+    metadataJson: "{\"correlationId\":\"corr-000001\"}",
+    recordedAtMillis: 1_700_000_000_000,
+    expiresAtSeconds: undefined
+  }
+  const page = { streamId: "s-20-x", from: 1, to: Number.MAX_SAFE_INTEGER, direction: "forward", consistentRead: true, maxEvents: Infinity } as const
+  const query20 = () =>
+    new QueryCommand({
+      TableName: "bench",
+      KeyConditionExpression: "s = :s",
+      ExpressionAttributeValues: { ":s": { S: "s-20-x" } },
+      ConsistentRead: true,
+      ReturnConsumedCapacity: "TOTAL"
+    })
+  const put = () =>
+    new PutItemCommand({
+      TableName: "bench",
+      Item: { s: { S: "s-1-x" }, v: { N: "2" }, d: { S: "x".repeat(200) } },
+      ConditionExpression: "attribute_not_exists(v)",
+      ReturnConsumedCapacity: "TOTAL"
+    })
+  const query = () =>
+    new QueryCommand({
+      TableName: "bench",
+      KeyConditionExpression: "s = :s",
+      ExpressionAttributeValues: { ":s": { S: "s-1-x" } },
+      ConsistentRead: true,
+      ReturnConsumedCapacity: "TOTAL"
+    })
+  const sides = {
+    "call put": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* client.call("PutItem", "bench", (c) => c.send(put()))
+      })),
+    "send put": async () => {
+      for (let i = 0; i < PER_ROUND; i++) await sdk.send(put())
+    },
+    "call query (signal)": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* client.call("Query", "bench", (c, abortSignal) => c.send(query(), { abortSignal }))
+      })),
+    "call query": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* client.call("Query", "bench", (c) => c.send(query()))
+      })),
+    "send query": async () => {
+      for (let i = 0; i < PER_ROUND; i++) await sdk.send(query())
+    },
+    "storage write": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* storage.write("s-1-x", 1, [record])
+      })),
+    "storage readPage (20)": () =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < PER_ROUND; i++) yield* storage.readPage(page, undefined)
+      })),
+    "send query (20)": async () => {
+      for (let i = 0; i < PER_ROUND; i++) await sdk.send(query20())
+    }
+  }
+  const names = Object.keys(sides) as Array<keyof typeof sides>
+  for (let w = 0; w < 10; w++) for (const n of names) await sides[n]()
+  const cpu = Object.fromEntries(names.map((n) => [n, [] as Array<number>]))
+  for (let r = 0; r < rounds; r++) {
+    for (const n of r % 2 === 0 ? names : [...names].reverse()) {
+      const c0 = process.cpuUsage()
+      await sides[n]()
+      const c = process.cpuUsage(c0)
+      cpu[n]!.push((c.user + c.system) / PER_ROUND)
+    }
+  }
+  const q1 = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 4)]!
+  const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+  for (const n of names) console.log(`${n.padEnd(20)} CPU us/call q1 ${q1(cpu[n]!).toFixed(0)} median ${median(cpu[n]!).toFixed(0)}`)
+  sdk.destroy()
+  child.disconnect()
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
