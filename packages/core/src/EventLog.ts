@@ -33,6 +33,7 @@ import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect
 import { CorruptedEventError, type StorageError } from "./Errors.js"
 import { EventStore, type EventEnvelope, type EventStoreOptions, type EventStoreShape, make as makeEventStore, type StoredEvent } from "./EventStore.js"
 import { decodeStoredEvent } from "./internal/envelope.js"
+import type { EventPointer, Storage } from "./internal/eventLogModel.js"
 import { makeMemoryLogStorage } from "./internal/memoryLog.js"
 
 // -----------------------------------------------------------------------------
@@ -164,70 +165,9 @@ export const defaultCategory = (streamId: string): string => {
 // storage: what a driver implements
 // -----------------------------------------------------------------------------
 
-/**
- * An event too large to be copied into the log: the reader reads it from the event store.
- *
- * @since 0.2.0
- * @category storage
- */
-export interface EventPointer {
-  readonly _tag: "Pointer"
-  readonly streamId: string
-  readonly version: number
-}
-
-/**
- * One log entry as storage gives it back: the position of its first event and its events
- * (stored fields as in the event store, or pointers), at positions `first`, `first + 1`, ...
- *
- * @since 0.2.0
- * @category storage
- */
-export interface StoredEntry {
-  readonly first: number
-  readonly events: ReadonlyArray<StoredEvent | EventPointer>
-}
-
-/**
- * The storage primitives a log driver implements, each one request (or one page).
- * {@link make} implements the reading rules once on top of them: paging, resuming inside an
- * entry, stopping at the first missing entry, filters, decoding, pointers, catch-up and live.
- *
- * @since 0.2.0
- * @category storage
- */
-export interface Storage {
-  /**
-   * One page of entries in position order: the first is the entry holding position
-   * `after + 1` (it may start before it); `cursor` is `undefined` for the first page of a
-   * read and `next` is `undefined` when there is nothing more at the moment. `aligned` says
-   * that `after` is the last position of an entry (or 0), so that the entry holding
-   * `after + 1` starts there: a driver can then skip looking for it.
-   */
-  readonly readEntries: (
-    after: number,
-    cursor: unknown,
-    aligned: boolean
-  ) => Effect.Effect<{ readonly entries: ReadonlyArray<StoredEntry>; readonly next: unknown }, StorageError>
-  /** The event a pointer points to; `undefined` when it no longer exists (expired by TTL). */
-  readonly readEvent: (streamId: string, version: number) => Effect.Effect<StoredEvent | undefined, StorageError>
-  /** The position of the last event in the log. */
-  readonly head: Effect.Effect<number, StorageError>
-  /** One page of the stream ids of a category, in id order. */
-  readonly listStreams: (
-    category: string,
-    cursor: unknown
-  ) => Effect.Effect<{ readonly streamIds: ReadonlyArray<string>; readonly next: unknown }, StorageError>
-  /** The category rule the log was built with. */
-  readonly categoryOf: (streamId: string) => string
-  /**
-   * Completes when the log may have grown past `after` (memory: on commit). Without it,
-   * a subscription at the head polls every `pollInterval`.
-   */
-  readonly awaitChange?: ((after: number) => Effect.Effect<void>) | undefined
-  /** The wait at the head between two looks, when `awaitChange` is absent. */
-  readonly pollInterval: Duration.Duration
-}
+// The storage contract is defined in internal/eventLogModel.ts (which the memory log imports
+// too); every name of it is public here.
+export type { EventPointer, Storage, StoredEntry } from "./internal/eventLogModel.js"
 
 const isPointer = (e: StoredEvent | EventPointer): e is EventPointer => "_tag" in e && e._tag === "Pointer"
 

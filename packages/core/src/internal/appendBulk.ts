@@ -12,7 +12,7 @@ import type {
   EventStoreShape,
   ExpectedVersion,
   NewEvent
-} from "../EventStore.js"
+} from "./eventStoreModel.js"
 import { storeInternalsOf } from "./eventStore.js"
 import { MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, mergeMetadata, prepareAppend, validateStreamId } from "./prepare.js"
 

@@ -1,6 +1,6 @@
 import { DateTime, Result } from "effect"
 import { CorruptedEventError } from "../Errors.js"
-import type { EventEnvelope, EventMetadata, StoredEvent } from "../EventStore.js"
+import type { EventEnvelope, EventMetadata, StoredEvent } from "./eventStoreModel.js"
 import type { PreparedEvent } from "./prepare.js"
 
 /** The envelope of an event just appended, built from what was prepared (no re-parsing). */

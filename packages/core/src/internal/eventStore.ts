@@ -24,7 +24,7 @@ import type {
   EventStoreShape,
   Storage,
   StoredEvent
-} from "../EventStore.js"
+} from "./eventStoreModel.js"
 import { checkedPayload, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
 import {

@@ -6,7 +6,7 @@
  * result instead of a conflict. Every implementation decides with {@link matchStored}.
  */
 import { EventIdConflictError } from "../Errors.js"
-import type { EventEnvelope, StoredEvent } from "../EventStore.js"
+import type { EventEnvelope, StoredEvent } from "./eventStoreModel.js"
 import { envelopeOf } from "./envelope.js"
 import type { PreparedEvent } from "./prepare.js"
 

@@ -4,8 +4,8 @@
  * positions follow commit order and per-stream versions are in order by construction.
  */
 import { Deferred, Duration, Effect } from "effect"
-import type { StoredEntry, Storage as LogStorage } from "../EventLog.js"
-import type { Storage as EventStorage, StoredEvent } from "../EventStore.js"
+import type { StoredEntry, Storage as LogStorage } from "./eventLogModel.js"
+import type { Storage as EventStorage, StoredEvent } from "./eventStoreModel.js"
 import { makeMemoryStorage } from "./memoryStorage.js"
 import { compareIds } from "./readModel/limits.js"
 

@@ -5,7 +5,7 @@
  * runs in tests too.
  */
 import { Effect } from "effect"
-import type { EventRecord, Page, PageRequest, Storage, StoredEvent, WriteOutcome } from "../EventStore.js"
+import type { EventRecord, Page, PageRequest, Storage, StoredEvent, WriteOutcome } from "./eventStoreModel.js"
 
 const PAGE_SIZE = 100
 

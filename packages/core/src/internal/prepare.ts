@@ -3,7 +3,7 @@
  * in-memory store and the DynamoDB store refuse exactly the same inputs with exactly the
  * same errors, before anything is written.
  */
-import { type Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { makeUlid } from "./ids.js"
 import {
   AppendTooLargeError,
@@ -11,7 +11,7 @@ import {
   EventTooLargeError,
   InvalidInputError
 } from "../Errors.js"
-import type { AppendOptions, EventMetadata, ExpectedVersion, NewEvent, ReadOptions } from "../EventStore.js"
+import type { AppendOptions, EventMetadata, EventStoreOptions, ExpectedVersion, NewEvent, ReadOptions } from "./eventStoreModel.js"
 import * as Inputs from "./inputs.js"
 import { utf8Length } from "./inputs.js"
 
@@ -174,10 +174,8 @@ export const validateDefaults = (store: string, defaults: StoreDefaults): Effect
       Effect.orDie
     )
 
-export interface StoreDefaults {
-  /** TTL applied to events that do not set their own; `undefined` or zero: no TTL. */
-  readonly defaultTtl?: Duration.Input | undefined
-}
+/** What of a store's options the encoding of appends uses. */
+export type StoreDefaults = Pick<EventStoreOptions, "defaultTtl">
 
 /** What {@link prepareAppend} gives: the expected version and the events as they will be stored. */
 export interface PreparedAppend {

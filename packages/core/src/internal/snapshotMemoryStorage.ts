@@ -5,7 +5,7 @@
  * saved object changes nothing.
  */
 import { Effect } from "effect"
-import type { ReadOutcome, SnapshotRecord, Storage, StoredSnapshot } from "../SnapshotStore.js"
+import type { ReadOutcome, SnapshotRecord, Storage, StoredSnapshot } from "./snapshotStoreModel.js"
 
 /** What the memory storage keeps per snapshot; the entry itself is the `ref` it hands out. */
 interface Entry extends SnapshotRecord {

@@ -6,10 +6,16 @@
 import { Effect, Schema } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { CorruptedEventError, EventEncodeError } from "../Errors.js"
-import type { AppendError, AppendOptions, AppendResult, EventEnvelope, EventInput, EventStoreShape, NewEvent } from "../EventStore.js"
-
-/** The symbol `EventStore.withOptions` marks its inputs with (a registered symbol: the same everywhere). */
-export const EventInputTypeId: unique symbol = Symbol.for("@dynamo-es/core/EventStore/EventInput") as never
+import {
+  type AppendError,
+  type AppendOptions,
+  type AppendResult,
+  type EventEnvelope,
+  type EventInput,
+  EventInputTypeId,
+  type EventStoreShape,
+  type NewEvent
+} from "./eventStoreModel.js"
 
 export const isEventInput = (u: unknown): u is EventInput<unknown> =>
   typeof u === "object" && u !== null && EventInputTypeId in u

@@ -5,7 +5,7 @@
  */
 import { Effect, Predicate, Schema } from "effect"
 import { InvalidInputError } from "../../Errors.js"
-import type { StorageLimits, StoredRow } from "../../ReadModel.js"
+import type { StorageLimits, StoredRow } from "./model.js"
 import { CorruptedReadModelError, ReadModelEncodeError, ReadModelIdMismatchError, ReadModelTooLargeError } from "./errors.js"
 import { MAX_ID_BYTES } from "./limits.js"
 import { validateText } from "./validation.js"

@@ -5,7 +5,7 @@
  */
 import { Effect, type Schedule, type Schema, SchemaAST } from "effect"
 import type { InvalidInputError } from "../../Errors.js"
-import type { ReadModelStoreOptions, RepositoryOptions, Storage, StorageLimits } from "../../ReadModel.js"
+import type { ReadModelStoreOptions, RepositoryOptions, Storage, StorageLimits } from "./model.js"
 import { makeRowCodec, type RowCodec } from "./codec.js"
 import { limitsOf, MAX_NAME_BYTES } from "./limits.js"
 import { StateMemory } from "./stateMemory.js"

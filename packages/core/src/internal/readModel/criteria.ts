@@ -5,7 +5,7 @@
  */
 import { Effect, Equal } from "effect"
 import { InvalidInputError } from "../../Errors.js"
-import type { Criteria } from "../../ReadModel.js"
+import type { Criteria } from "./model.js"
 import { validateId } from "./validation.js"
 
 export interface ParsedCriteria<A> {

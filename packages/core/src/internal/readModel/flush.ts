@@ -8,7 +8,7 @@
  */
 import { Effect, Semaphore } from "effect"
 import { StorageError } from "../../Errors.js"
-import type { FlushResult, WriteOperation } from "../../ReadModel.js"
+import type { FlushResult, WriteOperation } from "./model.js"
 import type { RepositoryContext } from "./context.js"
 import { DeferredFlushFailed } from "./errors.js"
 import { chunksOf, untilProcessed } from "./unprocessed.js"

@@ -5,7 +5,7 @@
  * driver declares its own, the same). Ids and names are limited to 1024 bytes and sorted
  * by UTF-8 bytes everywhere.
  */
-import type { Storage, StorageLimits } from "../../ReadModel.js"
+import type { Storage, StorageLimits } from "./model.js"
 import { utf8Length } from "../inputs.js"
 
 /**

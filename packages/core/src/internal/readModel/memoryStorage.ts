@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { StorageError } from "../../Errors.js"
-import type { MemoryStorage, StoredRow } from "../../ReadModel.js"
+import type { MemoryStorage, StoredRow } from "./model.js"
 import { compareIds, defaultStorageLimits, rowSize } from "./limits.js"
 
 const ONE_MB = 1024 * 1024

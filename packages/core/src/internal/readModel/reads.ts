@@ -7,7 +7,7 @@
 import { Effect, Option, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { NotFoundError } from "../../Errors.js"
-import type { Criteria, Repository, StoredRow } from "../../ReadModel.js"
+import type { Criteria, Repository, StoredRow } from "./model.js"
 import type { RepositoryContext } from "./context.js"
 import { parseCriteria } from "./criteria.js"
 import { type ReadError, UnresolvedIdsError } from "./errors.js"

@@ -7,7 +7,7 @@
  * batch items).
  */
 import { Effect, type Schema } from "effect"
-import type { Create, CreateDeferred, ReadModelStoreOptions, ReadModelStoreShape, Repository, RepositoryOptions, Storage } from "../../ReadModel.js"
+import type { Create, CreateDeferred, ReadModelStoreOptions, ReadModelStoreShape, Repository, RepositoryOptions, Storage } from "./model.js"
 import * as Inputs from "../inputs.js"
 import { makeRepositoryContext, makeStoreContext } from "./context.js"
 import { makeReads } from "./reads.js"

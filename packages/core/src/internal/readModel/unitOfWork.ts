@@ -4,7 +4,7 @@
  * unit of work first and lay it over what storage returns, and `flush` (see `flush.ts`).
  */
 import { Effect, Option, Stream } from "effect"
-import type { Criteria, DeferredRepository, PendingOperation, StoredRow } from "../../ReadModel.js"
+import type { Criteria, DeferredRepository, PendingOperation, StoredRow } from "./model.js"
 import type { RepositoryContext } from "./context.js"
 import { parseCriteria } from "./criteria.js"
 import type { ReadError } from "./errors.js"

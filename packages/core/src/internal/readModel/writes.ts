@@ -4,7 +4,7 @@
  * the skip-unchanged memory right under concurrency.
  */
 import { Effect, Exit } from "effect"
-import type { Repository } from "../../ReadModel.js"
+import type { Repository } from "./model.js"
 import type { RepositoryContext } from "./context.js"
 import { validateId } from "./validation.js"
 
