@@ -45,9 +45,10 @@ import {
   type ReadError,
   type ReadOptions,
   type Storage,
+  type StorageLimits,
   type StoredEvent
 } from "./internal/eventStoreModel.js"
-import { makeMemoryStorage } from "./internal/memoryStorage.js"
+import { defaultStorageLimits as memoryLimits, makeMemoryStorage } from "./internal/memoryStorage.js"
 import * as TypedCodec from "./internal/typed.js"
 
 // The models and the storage contract are defined in internal/eventStoreModel.ts, which the
@@ -69,6 +70,7 @@ export type {
   ReadError,
   ReadOptions,
   Storage,
+  StorageLimits,
   StoredEvent,
   WriteOutcome
 } from "./internal/eventStoreModel.js"
@@ -219,6 +221,17 @@ export const appendBulk = (
  * @category storage
  */
 export const decodeStored: (stored: StoredEvent) => Result.Result<EventEnvelope, CorruptedEventError> = decodeStoredEvent
+
+/**
+ * The limits of a storage that declares none, and those of the memory storage: DynamoDB's.
+ * An event of at most 409,600 bytes, sized as a DynamoDB item of the events table (its
+ * one-letter attribute names plus their values), and at most 100 events and 4 MB per `write`
+ * (one `TransactWriteItems`).
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export const defaultStorageLimits: StorageLimits = memoryLimits
 
 /**
  * The event store over a driver's {@link Storage}: every implementation is this, over its

@@ -32,6 +32,7 @@ import { Errors, EventStore } from "@dynamo-es/core"
 import { Config, Effect, Layer } from "effect"
 import { ulid } from "ulid"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
+import { eventStoreLimits } from "./internal/sizes.js"
 import { checkTableName, ensuring, eventsTable, type TableMismatchError } from "./Tables.js"
 
 /**
@@ -199,7 +200,7 @@ export const makeStorage = (tableName: string) =>
         )
     }
 
-    return { lastVersion, write, readPage } satisfies EventStore.Storage
+    return { limits: eventStoreLimits, lastVersion, write, readPage } satisfies EventStore.Storage
   })
 
 const written: EventStore.WriteOutcome = { _tag: "Written" }

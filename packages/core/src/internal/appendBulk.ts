@@ -14,7 +14,8 @@ import type {
   NewEvent
 } from "./eventStoreModel.js"
 import { storeInternalsOf } from "./eventStore.js"
-import { MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, mergeMetadata, prepareAppend, validateStreamId } from "./prepare.js"
+import { defaultStorageLimits } from "./memoryStorage.js"
+import { mergeMetadata, prepareAppend, validateStreamId } from "./prepare.js"
 
 export const appendBulk = (
   store: EventStoreShape,
@@ -26,17 +27,20 @@ export const appendBulk = (
     yield* validateStreamId("appendBulk", streamId)
     const now = yield* Clock.currentTimeMillis
     // A store built by EventStore.make prepares the events once, with its own defaults, and
-    // appends the prepared chunks as they are; any other store gets each chunk as events.
+    // appends the prepared chunks, cut to its storage's limits, as they are. Any other store
+    // (one whose `append` is wrapped) gets each chunk as events, cut to the default limits,
+    // which are DynamoDB's.
     const internals = storeInternalsOf(store)
+    const limits = internals?.limits ?? defaultStorageLimits
     const { events: prepared, sizes, expectedVersion } = yield* (internals !== undefined
       ? internals.prepare("appendBulk", streamId, events, options, now)
-      : prepareAppend("appendBulk", streamId, events, options, {}, now, false))
-    // Greedy chunks within one transaction's limits.
+      : prepareAppend("appendBulk", streamId, events, options, { limits }, now, false))
+    // Greedy chunks within the limits of one write.
     const chunks: Array<Array<number>> = []
     let current: Array<number> = []
     let bytes = 0
     for (let i = 0; i < prepared.length; i++) {
-      if (current.length === MAX_EVENTS_PER_APPEND || (current.length > 0 && bytes + sizes[i]! > MAX_APPEND_BYTES)) {
+      if (current.length === limits.maxEventsPerWrite || (current.length > 0 && bytes + sizes[i]! > limits.maxWriteBytes)) {
         chunks.push(current)
         current = []
         bytes = 0

@@ -23,15 +23,19 @@ import type {
   EventStoreOptions,
   EventStoreShape,
   Storage,
+  StorageLimits,
   StoredEvent
 } from "./eventStoreModel.js"
 import { checkedPayload, decodeStoredEvent, envelopeOf } from "./envelope.js"
 import { matchStored, type StoredMatch } from "./idempotency.js"
+import { defaultStorageLimits } from "./memoryStorage.js"
 import {
+  limitsOf,
   type PreparedAppend,
   type PreparedEvent,
   type PrepareError,
   prepareAppend,
+  type StoreDefaults,
   validateConsistency,
   validateCount,
   validateDefaults,
@@ -64,6 +68,8 @@ const MAX_VERSION = Number.MAX_SAFE_INTEGER
 export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.Effect<EventStoreShape> =>
   Effect.gen(function*() {
     yield* validateDefaults("EventStore.make", options)
+    const limits = yield* limitsOf(storage.limits, defaultStorageLimits)
+    const defaults: StoreDefaults = { defaultTtl: options.defaultTtl, limits }
     // Per stream, the highest version known to exist. Versions never disappear, so an
     // expected version at or below it is proven and needs no read before the write.
     const cache = makeLru<string, number>(options.versionCacheSize ?? 10_000)
@@ -187,13 +193,14 @@ export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.
     const append: EventStoreShape["append"] = Effect.fnUntraced(function*(streamId, events, appendOptions) {
       yield* validateStreamId("append", streamId)
       const now = yield* Clock.currentTimeMillis
-      const { events: prepared, expectedVersion } = yield* prepareAppend("append", streamId, events, appendOptions, options, now)
+      const { events: prepared, expectedVersion } = yield* prepareAppend("append", streamId, events, appendOptions, defaults, now)
       return yield* appendPrepared(streamId, prepared, expectedVersion)
     }, Effect.tapError(countConflict), traced("EventStore.append", appendAttributes))
 
     const internals: StoreInternals = {
       prepare: (operation, streamId, events, appendOptions, nowMillis) =>
-        prepareAppend(operation, streamId, events, appendOptions, options, nowMillis, false),
+        prepareAppend(operation, streamId, events, appendOptions, defaults, nowMillis, false),
+      limits,
       // The same span and conflict count as `append`: a bulk import is a series of appends.
       appendPrepared: (streamId, prepared, expected) =>
         withSpan(
@@ -359,9 +366,10 @@ export const pageFoldOf = (store: EventStoreShape): PageFold | undefined => page
 /**
  * What `appendBulk` uses of a store built by {@link make}: preparing the events once (with
  * the store's defaults, without the limits of one transaction), then appending prepared
- * chunks without validating and encoding them again.
+ * chunks, cut to its storage's limits, without validating and encoding them again.
  */
 export interface StoreInternals {
+  readonly limits: StorageLimits
   readonly prepare: (
     operation: string,
     streamId: string,

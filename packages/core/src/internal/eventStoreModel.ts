@@ -321,10 +321,37 @@ export interface Page {
 }
 
 /**
+ * The limits of a storage, which its driver declares in {@link Storage.limits} and the
+ * event store enforces before anything is sent: an event larger than `maxEventBytes` is an
+ * `EventTooLargeError`, an append of more than `maxEventsPerWrite` events or
+ * `maxWriteBytes` bytes an `AppendTooLargeError` (`appendBulk` cuts its chunks to fit).
+ * Sizes are what `eventSize` counts, in the storage's own terms. DynamoDB's are an item of
+ * 409,600 bytes counted as DynamoDB counts item sizes (attribute names and values), and a
+ * `TransactWriteItems` of 100 items and 4 MB: `EventStore.defaultStorageLimits`, which the
+ * memory storage declares.
+ *
+ * @since 0.2.0
+ * @category storage
+ */
+export interface StorageLimits {
+  /** The largest event, in the bytes `eventSize` counts (an integer >= 1). */
+  readonly maxEventBytes: number
+  /** The most events one `write` stores (all or nothing), an integer >= 1. */
+  readonly maxEventsPerWrite: number
+  /** The most bytes (the sum of `eventSize`) one `write` stores, an integer >= 1. */
+  readonly maxWriteBytes: number
+  /**
+   * The size of `event` stored as `version` of `streamId`. Before a write its version is
+   * not known yet: the event store counts the widest, `Number.MAX_SAFE_INTEGER`.
+   */
+  readonly eventSize: (streamId: string, version: number, event: EventRecord) => number
+}
+
+/**
  * The storage primitives an event store driver implements, each one request (or one page).
  * `EventStore.make` implements every rule of the event store on top of them once: validation,
- * encoding, limits, expected versions, the version cache, idempotent appends, reading back
- * writes of unknown outcome, paging and decoding. A driver maps these to its database and
+ * encoding, the limits the driver declares, expected versions, the version cache, idempotent
+ * appends, reading back writes of unknown outcome, paging and decoding. A driver maps these to its database and
  * classifies its failures into `StorageError` (with `unknownOutcome: true` for a write that
  * may have been applied).
  *
@@ -332,6 +359,12 @@ export interface Page {
  * @category storage
  */
 export interface Storage {
+  /**
+   * What this storage takes in one event and in one `write` (see {@link StorageLimits}),
+   * each field optional: what a storage leaves out is `EventStore.defaultStorageLimits`
+   * (DynamoDB's), so storages written before it keep working unchanged.
+   */
+  readonly limits?: Partial<StorageLimits> | undefined
   /** The highest stored version of the stream, 0 when it has none. */
   readonly lastVersion: (streamId: string, consistentRead: boolean) => Effect.Effect<number, StorageError>
   /**

@@ -3,11 +3,13 @@
  * before any request is sent. Every implementation (memory and DynamoDB) validates with
  * these, so they refuse exactly the same inputs with exactly the same errors.
  *
- * The limits are DynamoDB's where DynamoDB has one (item and key sizes, transactions);
- * where the library adds one (TTL range, page size) it is documented in the README.
+ * Key lengths are DynamoDB's where DynamoDB has one; where the library adds a limit (TTL
+ * range, page size) it is documented in the README. Item sizes and the size of one write are
+ * the storage's own (`EventStore.Storage.limits`), checked in `prepare.ts`.
  */
 import { Cause, Duration, Effect, Exit, Option, Schedule, Schema, SchemaIssue } from "effect"
 import { ExpectedVersionSchema, InvalidInputError } from "../Errors.js"
+import { byteLength as utf8Length } from "../Utf8.js"
 
 /** DynamoDB allows 2048 bytes for a partition key; we keep a margin for composite keys. */
 export const MAX_STREAM_ID_BYTES = 1024
@@ -18,20 +20,7 @@ export const MAX_PAGE_SIZE = 10_000
 /** The longest TTL an event accepts: 100 years. Longer means "keep": give no TTL. */
 export const MAX_TTL_MILLIS = 100 * 365 * 24 * 60 * 60 * 1000
 
-/** UTF-8 length of a string without encoding it (a lone surrogate counts as 3 bytes, as when encoded). */
-export const utf8Length = (s: string): number => {
-  let bytes = s.length
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) continue
-    if (c < 0x800) bytes += 1
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 2 // a surrogate pair: 2 UTF-16 units, 4 bytes
-      i++
-    } else bytes += 2
-  }
-  return bytes
-}
+export { byteLength as utf8Length } from "../Utf8.js"
 
 /**
  * Why `s` cannot be a key (or a value compared byte for byte), or `undefined`. Keys must be

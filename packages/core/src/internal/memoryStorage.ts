@@ -5,15 +5,38 @@
  * runs in tests too.
  */
 import { Effect } from "effect"
-import type { EventRecord, Page, PageRequest, Storage, StoredEvent, WriteOutcome } from "./eventStoreModel.js"
+import type { EventRecord, Page, PageRequest, Storage, StorageLimits, StoredEvent, WriteOutcome } from "./eventStoreModel.js"
+import { utf8Length } from "./inputs.js"
 
 const PAGE_SIZE = 100
+
+/** DynamoDB's size of a number: one byte per two significant digits (no leading or trailing zeros), plus one. */
+const numberSize = (n: number): number =>
+  Math.ceil(String(Math.abs(n)).replace(/^0+|\.|e.*$/g, "").replace(/0+$/, "").length / 2) + 1
+
+/**
+ * The memory storage's limits, and those of a storage that declares none: DynamoDB's (as
+ * `DynamoEventStore` declares them), so that the memory store refuses exactly what the
+ * DynamoDB store refuses. An event is sized as the DynamoDB item it would be: the one-letter
+ * attribute names plus their values (`m` and `x` only when present).
+ */
+export const defaultStorageLimits: StorageLimits = {
+  maxEventBytes: 409_600,
+  maxEventsPerWrite: 100,
+  maxWriteBytes: 4 * 1024 * 1024,
+  eventSize: (streamId, version, e) =>
+    6 + utf8Length(streamId) + numberSize(version) + utf8Length(e.eventId) + utf8Length(e.type) +
+    utf8Length(e.payloadJson) + numberSize(e.recordedAtMillis) +
+    (e.metadataJson === undefined ? 0 : 1 + utf8Length(e.metadataJson)) +
+    (e.expiresAtSeconds === undefined ? 0 : 1 + numberSize(e.expiresAtSeconds))
+}
 
 export const makeMemoryStorage = (): Storage & { readonly eventCount: Effect.Effect<number> } => {
   const streams = new Map<string, Array<EventRecord>>()
   const stored = (streamId: string, version: number, e: EventRecord): StoredEvent => ({ streamId, version, ...e })
 
   return {
+    limits: defaultStorageLimits,
     lastVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0),
     write: (streamId, base, events) =>
       Effect.sync((): WriteOutcome => {

@@ -11,65 +11,31 @@ import {
   EventTooLargeError,
   InvalidInputError
 } from "../Errors.js"
-import type { AppendOptions, EventMetadata, EventStoreOptions, ExpectedVersion, NewEvent, ReadOptions } from "./eventStoreModel.js"
+import type {
+  AppendOptions,
+  EventMetadata,
+  EventRecord,
+  EventStoreOptions,
+  ExpectedVersion,
+  NewEvent,
+  ReadOptions,
+  StorageLimits
+} from "./eventStoreModel.js"
 import * as Inputs from "./inputs.js"
 import { utf8Length } from "./inputs.js"
 
-/** DynamoDB's item size limit (400 KB). */
-export const MAX_ITEM_BYTES = 409_600
-/** DynamoDB's transaction limits: 100 items, 4 MB in all. */
-export const MAX_EVENTS_PER_APPEND = 100
-export const MAX_APPEND_BYTES = 4 * 1024 * 1024
 export { MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES, utf8Length } from "./inputs.js"
 
 /**
- * DynamoDB's size of a number attribute value: about one byte per two significant
- * digits plus one.
+ * One event as the store prepared it: the {@link EventRecord} a storage keeps, and the
+ * payload and metadata as values for the append's result.
  */
-const numberSize = (n: number): number => {
-  if (Number.isSafeInteger(n)) {
-    // The same count for an integer without making its string: its decimal digits (none for 0).
-    let m = Math.abs(n)
-    if (m === 0) return 1
-    let digits = 1
-    while (m >= 10) {
-      m = Math.floor(m / 10)
-      digits++
-    }
-    return Math.ceil(digits / 2) + 1
-  }
-  return Math.ceil(String(Math.abs(n)).replace(/^0+|\.|e.*$/g, "").length / 2) + 1
-}
-
-/**
- * One event as it is stored: every implementation keeps these fields. Attribute names in
- * DynamoDB are one letter each (cost: names count towards the item size):
- * `s` stream id, `v` version, `i` event id, `y` type, `d` payload JSON,
- * `m` metadata JSON (absent when empty), `t` recorded-at epoch ms, `x` TTL epoch seconds.
- */
-export interface PreparedEvent {
-  readonly eventId: string
-  readonly type: string
+export interface PreparedEvent extends EventRecord {
   /** The payload as given (returned in the append result without re-parsing). */
   readonly payload: unknown
   /** The metadata as stored (compact: no undefined fields). */
   readonly metadata: EventMetadata
-  readonly payloadJson: string
-  readonly metadataJson: string | undefined
-  readonly recordedAtMillis: number
-  readonly expiresAtSeconds: number | undefined
 }
-
-/** The size DynamoDB bills and limits for one stored event. */
-export const storedEventSize = (streamId: string, version: number, e: PreparedEvent): number =>
-  1 + utf8Length(streamId) +
-  1 + numberSize(version) +
-  1 + utf8Length(e.eventId) +
-  1 + utf8Length(e.type) +
-  1 + utf8Length(e.payloadJson) +
-  (e.metadataJson === undefined ? 0 : 1 + utf8Length(e.metadataJson)) +
-  1 + numberSize(e.recordedAtMillis) +
-  (e.expiresAtSeconds === undefined ? 0 : 1 + numberSize(e.expiresAtSeconds))
 
 const checkStreamId = Inputs.validate(Inputs.StreamId)
 export const validateStreamId = (operation: string, streamId: unknown): Effect.Effect<string, InvalidInputError> =>
@@ -166,7 +132,7 @@ const ttlOf = (ttl: unknown): number => Inputs.ttlMillis(ttl) as number
  * Checks a store's `defaultTtl` when the store is built: a wrong one is a configuration
  * error, reported at once rather than on the first append.
  */
-export const validateDefaults = (store: string, defaults: StoreDefaults): Effect.Effect<void> =>
+export const validateDefaults = (store: string, defaults: Pick<EventStoreOptions, "defaultTtl">): Effect.Effect<void> =>
   defaults.defaultTtl === undefined
     ? Effect.void
     : checkTtl(store, "options.defaultTtl", defaults.defaultTtl).pipe(
@@ -174,14 +140,39 @@ export const validateDefaults = (store: string, defaults: StoreDefaults): Effect
       Effect.orDie
     )
 
-/** What of a store's options the encoding of appends uses. */
-export type StoreDefaults = Pick<EventStoreOptions, "defaultTtl">
+const positiveInteger = (field: string, n: unknown): number => {
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`EventStore.make: the storage declares limits.${field} = ${String(n)}; expected an integer >= 1`)
+  }
+  return n
+}
+
+/**
+ * The limits a storage declares, with `defaults` (DynamoDB's) for what it leaves out, checked
+ * when the store is built: a limit that is not a positive integer is a defect naming it (a
+ * driver's bug).
+ */
+export const limitsOf = (
+  declared: Partial<StorageLimits> | undefined,
+  defaults: StorageLimits
+): Effect.Effect<StorageLimits> =>
+  declared === undefined ? Effect.succeed(defaults) : Effect.sync(() => ({
+    maxEventBytes: positiveInteger("maxEventBytes", declared.maxEventBytes ?? defaults.maxEventBytes),
+    maxEventsPerWrite: positiveInteger("maxEventsPerWrite", declared.maxEventsPerWrite ?? defaults.maxEventsPerWrite),
+    maxWriteBytes: positiveInteger("maxWriteBytes", declared.maxWriteBytes ?? defaults.maxWriteBytes),
+    eventSize: declared.eventSize ?? defaults.eventSize
+  }))
+
+/** What the encoding of appends uses: the store's `defaultTtl` and its storage's limits. */
+export interface StoreDefaults extends Pick<EventStoreOptions, "defaultTtl"> {
+  readonly limits: StorageLimits
+}
 
 /** What {@link prepareAppend} gives: the expected version and the events as they will be stored. */
 export interface PreparedAppend {
   readonly expectedVersion: ExpectedVersion
   readonly events: ReadonlyArray<PreparedEvent>
-  /** Each event's size as a DynamoDB item (counting the widest version number). */
+  /** Each event's size as the storage counts it (`limits.eventSize`, at the widest version). */
   readonly sizes: ReadonlyArray<number>
 }
 
@@ -279,6 +270,7 @@ const prepareEvents = (
   transactionLimits: boolean
 ): PreparedAppend | PrepareError => {
   const defaultTtlMillis = defaults.defaultTtl === undefined ? undefined : ttlOf(defaults.defaultTtl)
+  const limits = defaults.limits
   const prepared: Array<PreparedEvent> = []
   const sizes: Array<number> = []
   let totalBytes = 0
@@ -318,22 +310,22 @@ const prepareEvents = (
       recordedAtMillis: nowMillis,
       expiresAtSeconds
     }
-    // The version is not known yet; count the widest version number DynamoDB could store.
-    const size = storedEventSize(streamId, Number.MAX_SAFE_INTEGER, event)
-    if (size > MAX_ITEM_BYTES) {
-      return new EventTooLargeError({ streamId, index, eventType: type, sizeBytes: size, maxBytes: MAX_ITEM_BYTES })
+    // The version is not known yet; count the widest version a stream can reach.
+    const size = limits.eventSize(streamId, Number.MAX_SAFE_INTEGER, event)
+    if (size > limits.maxEventBytes) {
+      return new EventTooLargeError({ streamId, index, eventType: type, sizeBytes: size, maxBytes: limits.maxEventBytes })
     }
     totalBytes += size
     sizes.push(size)
     prepared.push(event)
   }
-  if (transactionLimits && (prepared.length > MAX_EVENTS_PER_APPEND || totalBytes > MAX_APPEND_BYTES)) {
+  if (transactionLimits && (prepared.length > limits.maxEventsPerWrite || totalBytes > limits.maxWriteBytes)) {
     return new AppendTooLargeError({
       streamId,
       eventCount: prepared.length,
       totalBytes,
-      maxEvents: MAX_EVENTS_PER_APPEND,
-      maxBytes: MAX_APPEND_BYTES
+      maxEvents: limits.maxEventsPerWrite,
+      maxBytes: limits.maxWriteBytes
     })
   }
   return { expectedVersion, events: prepared, sizes }
