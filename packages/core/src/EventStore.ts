@@ -235,7 +235,11 @@ export const defaultStorageLimits: StorageLimits = memoryLimits
 
 /**
  * The event store over a driver's {@link Storage}: every implementation is this, over its
- * own storage.
+ * own storage. The options are decoded with a Schema when the store is built: a malformed
+ * one (a `versionCacheSize` that is not an integer >= 0, a `maxAppendAttempts` that is not an
+ * integer >= 1, a `defaultTtl` that is not a duration) is a defect, an `InvalidInputError`
+ * naming it (`EventStore.make: invalid options.maxAppendAttempts: must be an integer >= 1`),
+ * as the options of `SnapshotStore.make` and `ReadModel.make` are.
  *
  * @since 0.2.0
  * @category constructors

@@ -38,7 +38,7 @@ import {
   type StoreDefaults,
   validateConsistency,
   validateCount,
-  validateDefaults,
+  validateOptions,
   validateReadOptions,
   validateStreamId
 } from "./prepare.js"
@@ -67,7 +67,7 @@ const MAX_VERSION = Number.MAX_SAFE_INTEGER
 
 export const make = (storage: Storage, options: EventStoreOptions = {}): Effect.Effect<EventStoreShape> =>
   Effect.gen(function*() {
-    yield* validateDefaults("EventStore.make", options)
+    yield* validateOptions(options)
     const limits = yield* limitsOf(storage.limits, defaultStorageLimits)
     const defaults: StoreDefaults = { defaultTtl: options.defaultTtl, limits }
     // Per stream, the highest version known to exist. Versions never disappear, so an

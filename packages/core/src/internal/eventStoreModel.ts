@@ -381,7 +381,8 @@ export interface Storage {
 }
 
 /**
- * Options shared by every EventStore implementation.
+ * Options shared by every EventStore implementation, decoded by `EventStore.make` (a malformed
+ * one is a defect naming it). A driver's own options may sit beside them.
  *
  * @since 0.1.0
  * @category models
@@ -391,9 +392,10 @@ export interface EventStoreOptions {
   readonly defaultTtl?: Duration.Input | undefined
   /**
    * How many streams' proven versions the store remembers (LRU). Each entry saves the
-   * read before an append with an exact expected version. Default 10,000; 0 disables.
+   * read before an append with an exact expected version. An integer >= 0; default
+   * 10,000; 0 disables.
    */
   readonly versionCacheSize?: number | undefined
-  /** Attempts of an `"any"`/`"streamExists"` append under contention. Default 50. */
+  /** Attempts of an `"any"`/`"streamExists"` append under contention: an integer >= 1. Default 50. */
   readonly maxAppendAttempts?: number | undefined
 }

@@ -211,17 +211,13 @@ export const validate = <S extends Schema.Decoder<unknown>>(schema: S) => {
 
 /**
  * A constructor's options checked against `schema`, once: the decoded options, or a defect
- * (constructor misuse is a programming error) whose message names the constructor, the
- * option and what is wrong, e.g. `ReadModel.make: invalid options.writeConcurrency: must be
- * an integer >= 1`.
+ * (constructor misuse is a programming error) that is an {@link InvalidInputError} naming
+ * the constructor (`operation`), the option (`field`) and what is wrong, e.g.
+ * `ReadModel.make: invalid options.writeConcurrency: must be an integer >= 1`.
  */
 export const optionsOrDie = <S extends Schema.Decoder<unknown>>(constructor: string, schema: S) => {
   const check = validate(schema)
-  return (input: unknown): Effect.Effect<S["Type"]> =>
-    check(constructor, "options", input).pipe(
-      Effect.mapError((e) => new Error(`${constructor}: invalid ${e.field}: ${e.reason}`)),
-      Effect.orDie
-    )
+  return (input: unknown): Effect.Effect<S["Type"]> => Effect.orDie(check(constructor, "options", input))
 }
 
 const isScheduleValue = (u: unknown) => (Schedule.isSchedule(u) ? undefined : "must be a Schedule")
@@ -238,4 +234,11 @@ export const ReadModelStoreOptions = Schema.UndefinedOr(Schema.Struct({
 /** `SnapshotStore.make`'s options (`SnapshotStoreOptions`; other fields, e.g. a driver's, pass). */
 export const SnapshotStoreOptions = Schema.UndefinedOr(Schema.Struct({
   keepLast: Schema.optional(PositiveInt)
+}))
+
+/** `EventStore.make`'s options (`EventStoreOptions`; other fields, e.g. a driver's, pass). */
+export const EventStoreOptions = Schema.UndefinedOr(Schema.Struct({
+  defaultTtl: Schema.optional(Ttl),
+  versionCacheSize: Schema.optional(NonNegativeInt),
+  maxAppendAttempts: Schema.optional(PositiveInt)
 }))

@@ -123,22 +123,17 @@ const metadataToJson = (
 
 const checkAppendOptions = Inputs.validate(Inputs.AppendOptions)
 const checkEvents = Inputs.validate(Inputs.NewEvents)
-const checkTtl = Inputs.validate(Inputs.Ttl)
 
 /** The milliseconds of a TTL that passed validation. */
 const ttlOf = (ttl: unknown): number => Inputs.ttlMillis(ttl) as number
 
 /**
- * Checks a store's `defaultTtl` when the store is built: a wrong one is a configuration
- * error, reported at once rather than on the first append.
+ * Checks a store's options (`defaultTtl`, `versionCacheSize`, `maxAppendAttempts`) when it is
+ * built: a wrong one is a configuration error, a defect (an `InvalidInputError` naming the
+ * option) reported at once rather than on the first append.
  */
-export const validateDefaults = (store: string, defaults: Pick<EventStoreOptions, "defaultTtl">): Effect.Effect<void> =>
-  defaults.defaultTtl === undefined
-    ? Effect.void
-    : checkTtl(store, "options.defaultTtl", defaults.defaultTtl).pipe(
-      Effect.asVoid,
-      Effect.orDie
-    )
+const checkOptions = Inputs.optionsOrDie("EventStore.make", Inputs.EventStoreOptions)
+export const validateOptions = (options: EventStoreOptions): Effect.Effect<void> => Effect.asVoid(checkOptions(options))
 
 const positiveInteger = (field: string, n: unknown): number => {
   if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
