@@ -34,12 +34,15 @@ type Attributes = Readonly<Record<string, string>>
 /** How to build a metric's series with fixed attributes (see {@link tagged}). */
 const builders = new WeakMap<Metric.Metric<any, any>, (attributes: Attributes) => Metric.Metric<any, any>>()
 
-const counter = (name: string, description: string): Metric.Counter<number> => {
-  const make = (attributes?: Attributes) => Metric.counter(name, { description, incremental: true, attributes })
+/** A metric whose series with fixed attributes {@link tagged} can build: `make` builds a series. */
+const withSeries = <M extends Metric.Metric<any, any>>(make: (attributes?: Attributes) => M): M => {
   const metric = make()
   builders.set(metric, make)
   return metric
 }
+
+const counter = (name: string, description: string): Metric.Counter<number> =>
+  withSeries((attributes) => Metric.counter(name, { description, incremental: true, attributes }))
 
 /**
  * Requests sent to storage, one per attempt: a request retried twice counts 3.
@@ -115,12 +118,8 @@ export const conflicts: Metric.Counter<number> = counter(
 
 const durationBoundaries = Metric.boundariesFromIterable([1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000])
 
-const histogram = (name: string, description: string): Metric.Histogram<number> => {
-  const make = (attributes?: Attributes) => Metric.histogram(name, { description, boundaries: durationBoundaries, attributes })
-  const metric = make()
-  builders.set(metric, make)
-  return metric
-}
+const histogram = (name: string, description: string): Metric.Histogram<number> =>
+  withSeries((attributes) => Metric.histogram(name, { description, boundaries: durationBoundaries, attributes }))
 
 /**
  * How long a request took, in milliseconds, from its first attempt to its outcome (retries

@@ -44,6 +44,32 @@ export const checkTableName = (store: string, tableName: unknown): Effect.Effect
     : Effect.die(new Error(`${store}: tableName must be 3 to 255 characters of [A-Za-z0-9_.-], got ${JSON.stringify(tableName)}`))
 
 /**
+ * The one shape of every table of the library: a string partition key and a sort key,
+ * on-demand billing, no secondary index; a stream and a TTL attribute where a table needs
+ * them.
+ */
+const keyedTable = (
+  tableName: string,
+  keys: { readonly partition: string; readonly sort: string; readonly sortType: "S" | "N" },
+  extra: { readonly stream?: boolean; readonly ttlAttribute?: string } = {}
+): TableDefinition => ({
+  create: {
+    TableName: tableName,
+    AttributeDefinitions: [
+      { AttributeName: keys.partition, AttributeType: "S" },
+      { AttributeName: keys.sort, AttributeType: keys.sortType }
+    ],
+    KeySchema: [
+      { AttributeName: keys.partition, KeyType: "HASH" },
+      { AttributeName: keys.sort, KeyType: "RANGE" }
+    ],
+    BillingMode: "PAY_PER_REQUEST",
+    ...(extra.stream === true ? { StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" } } : {})
+  },
+  ...(extra.ttlAttribute !== undefined ? { ttlAttribute: extra.ttlAttribute } : {})
+})
+
+/**
  * The events table: partition key `s` (stream id, S), sort key `v` (version, N),
  * on-demand billing, TTL on `x`, a DynamoDB Stream of new images (for projections; it
  * costs nothing until read). No secondary index: every event costs one item write.
@@ -51,22 +77,8 @@ export const checkTableName = (store: string, tableName: unknown): Effect.Effect
  * @since 0.1.0
  * @category definitions
  */
-export const eventsTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "s", AttributeType: "S" },
-      { AttributeName: "v", AttributeType: "N" }
-    ],
-    KeySchema: [
-      { AttributeName: "s", KeyType: "HASH" },
-      { AttributeName: "v", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST",
-    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" }
-  },
-  ttlAttribute: "x"
-})
+export const eventsTable = (tableName: string): TableDefinition =>
+  keyedTable(tableName, { partition: "s", sort: "v", sortType: "N" }, { stream: true, ttlAttribute: "x" })
 
 /**
  * The global log table (see `docs/global-log.md`): partition key `p` (S), sort key `k` (S),
@@ -77,20 +89,8 @@ export const eventsTable = (tableName: string): TableDefinition => ({
  * @since 0.2.0
  * @category definitions
  */
-export const logTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "p", AttributeType: "S" },
-      { AttributeName: "k", AttributeType: "S" }
-    ],
-    KeySchema: [
-      { AttributeName: "p", KeyType: "HASH" },
-      { AttributeName: "k", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST"
-  }
-})
+export const logTable = (tableName: string): TableDefinition =>
+  keyedTable(tableName, { partition: "p", sort: "k", sortType: "S" })
 
 /**
  * The snapshots table: partition key `s` (S), sort key `k` (S), on-demand, no index.
@@ -98,20 +98,8 @@ export const logTable = (tableName: string): TableDefinition => ({
  * @since 0.1.0
  * @category definitions
  */
-export const snapshotsTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "s", AttributeType: "S" },
-      { AttributeName: "k", AttributeType: "S" }
-    ],
-    KeySchema: [
-      { AttributeName: "s", KeyType: "HASH" },
-      { AttributeName: "k", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST"
-  }
-})
+export const snapshotsTable = (tableName: string): TableDefinition =>
+  keyedTable(tableName, { partition: "s", sort: "k", sortType: "S" })
 
 /**
  * The read-models table: partition key `Name` (S), sort key `Id` (S), on-demand billing,
@@ -120,20 +108,8 @@ export const snapshotsTable = (tableName: string): TableDefinition => ({
  * @since 0.1.0
  * @category definitions
  */
-export const readModelsTable = (tableName: string): TableDefinition => ({
-  create: {
-    TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: "Name", AttributeType: "S" },
-      { AttributeName: "Id", AttributeType: "S" }
-    ],
-    KeySchema: [
-      { AttributeName: "Name", KeyType: "HASH" },
-      { AttributeName: "Id", KeyType: "RANGE" }
-    ],
-    BillingMode: "PAY_PER_REQUEST"
-  }
-})
+export const readModelsTable = (tableName: string): TableDefinition =>
+  keyedTable(tableName, { partition: "Name", sort: "Id", sortType: "S" })
 
 /**
  * An existing table does not have the key schema the library needs.

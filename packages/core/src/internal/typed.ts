@@ -6,16 +6,8 @@
 import { Effect, Schema } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { CorruptedEventError, EventEncodeError } from "../Errors.js"
-import {
-  type AppendError,
-  type AppendOptions,
-  type AppendResult,
-  type EventEnvelope,
-  type EventInput,
-  EventInputTypeId,
-  type EventStoreShape,
-  type NewEvent
-} from "./eventStoreModel.js"
+import type { AppendError, AppendOptions, AppendResult, EventEnvelope, EventInput, EventStoreShape, NewEvent } from "./eventStoreModel.js"
+import { EventInputTypeId } from "./eventStoreModel.js"
 
 export const isEventInput = (u: unknown): u is EventInput<unknown> =>
   typeof u === "object" && u !== null && EventInputTypeId in u

@@ -204,10 +204,10 @@ export interface Storage {
   readonly conditional?: ConditionalStorage | undefined
   /**
    * The storage's row size formula and limits (since 0.2.0). Optional, and so is each
-   * field: what a storage leaves out is {@link defaultStorageLimits} (DynamoDB's: rows of
-   * at most {@link MAX_ITEM_BYTES} bytes counted by {@link rowSize}, {@link MAX_BATCH_GET}
-   * ids per `getBatch`, {@link MAX_BATCH_WRITE} writes per `writeBatch`), so drivers
-   * written before it keep working unchanged.
+   * field: what a storage leaves out is `ReadModel.defaultStorageLimits` (DynamoDB's: rows
+   * of at most `ReadModel.MAX_ITEM_BYTES` bytes counted by `ReadModel.rowSize`,
+   * `ReadModel.MAX_BATCH_GET` ids per `getBatch`, `ReadModel.MAX_BATCH_WRITE` writes per
+   * `writeBatch`), so drivers written before it keep working unchanged.
    */
   readonly limits?: Partial<StorageLimits> | undefined
 }
@@ -363,45 +363,43 @@ export interface DeferredRepository<A> extends Omit<Repository<A>, "save" | "rem
   readonly pendingOperations: Effect.Effect<ReadonlyArray<PendingOperation<A>>>
 }
 
-/**
- * Creates a repository for a name and a Schema. The model's id is its `id` field, or
- * what `options.idOf` returns. Fails with `InvalidInputError` when the name is empty or
- * longer than {@link MAX_NAME_BYTES} bytes.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Create {
+/** The repositories a store creates, by kind: what {@link Create} and {@link CreateDeferred} return. */
+interface RepositoryKinds<A> {
+  readonly immediate: Repository<A>
+  readonly deferred: DeferredRepository<A>
+}
+
+/** Creates a repository of one kind for a name and a Schema (see {@link Create}). */
+interface CreateOf<K extends keyof RepositoryKinds<unknown>> {
   <A extends { readonly id: string }, I>(
     name: string,
     schema: Schema.Codec<A, I>,
     options?: RepositoryOptions<A>
-  ): Effect.Effect<Repository<A>, InvalidInputError>
+  ): Effect.Effect<RepositoryKinds<A>[K], InvalidInputError>
   <A, I>(
     name: string,
     schema: Schema.Codec<A, I>,
     options: RepositoryOptions<A> & { readonly idOf: (model: A) => string }
-  ): Effect.Effect<Repository<A>, InvalidInputError>
+  ): Effect.Effect<RepositoryKinds<A>[K], InvalidInputError>
 }
 
 /**
- * Creates a deferred repository (see {@link DeferredRepository}).
+ * Creates a repository for a name and a Schema. The model's id is its `id` field, or
+ * what `options.idOf` returns. Fails with `InvalidInputError` when the name is empty or
+ * longer than `ReadModel.MAX_NAME_BYTES` bytes.
  *
  * @since 0.1.0
  * @category models
  */
-export interface CreateDeferred {
-  <A extends { readonly id: string }, I>(
-    name: string,
-    schema: Schema.Codec<A, I>,
-    options?: RepositoryOptions<A>
-  ): Effect.Effect<DeferredRepository<A>, InvalidInputError>
-  <A, I>(
-    name: string,
-    schema: Schema.Codec<A, I>,
-    options: RepositoryOptions<A> & { readonly idOf: (model: A) => string }
-  ): Effect.Effect<DeferredRepository<A>, InvalidInputError>
-}
+export interface Create extends CreateOf<"immediate"> {}
+
+/**
+ * Creates a deferred repository (see {@link DeferredRepository}), as {@link Create} does.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateDeferred extends CreateOf<"deferred"> {}
 
 /**
  * The read-model store: a factory of repositories on one table, sharing one memory of
