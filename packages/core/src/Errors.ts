@@ -98,9 +98,10 @@ export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("Ev
 }
 
 /**
- * One event is larger than a DynamoDB item may be (400 KB, counted the way DynamoDB
- * counts it: attribute names plus values). Nothing was written. Store large payloads
- * elsewhere (e.g. S3) and keep a reference in the event.
+ * One event is larger than the storage's item limit (`EventStore.Storage.limits`; DynamoDB's
+ * and the memory store's: 400 KB, counted the way DynamoDB counts it, attribute names plus
+ * values). Nothing was written. Store large payloads elsewhere (e.g. S3) and keep a
+ * reference in the event.
  *
  * @since 0.1.0
  * @category errors
@@ -113,13 +114,14 @@ export class EventTooLargeError extends Schema.TaggedError<EventTooLargeError>()
   maxBytes: Schema.Int
 }) {
   override get message(): string {
-    return `Event #${this.index} ("${this.eventType}") for stream "${this.streamId}" takes ${this.sizeBytes} bytes as a DynamoDB item; the limit is ${this.maxBytes}. Nothing was written: keep large payloads outside the event store and store a reference.`
+    return `Event #${this.index} ("${this.eventType}") for stream "${this.streamId}" takes ${this.sizeBytes} bytes as a stored item; the limit is ${this.maxBytes}. Nothing was written: keep large payloads outside the event store and store a reference.`
   }
 }
 
 /**
- * An `append` is larger than one DynamoDB transaction allows (100 items, 4 MB), so it
- * cannot be atomic. Nothing was written. Split the events into several appends (each
+ * An `append` is larger than one atomic write of the storage allows
+ * (`EventStore.Storage.limits`; on DynamoDB one transaction: 100 items, 4 MB), so it cannot
+ * be atomic. Nothing was written. Split the events into several appends (each
  * atomic on its own, each with the previous one's version as expected version), which is
  * what `EventStore.appendBulk` does for you.
  *

@@ -20,6 +20,11 @@
  *   `"streamExists"`;
  * - `readPage` is one `Query` page (1 MB, or `Limit`).
  *
+ * The storage declares DynamoDB's limits to core (`EventStore.Storage.limits`, from
+ * `internal/sizes.ts`): an item of at most 409,600 bytes, sized as DynamoDB sizes it (the
+ * one-letter attribute names plus their values), and at most 100 items and 4 MB per
+ * `TransactWriteItems`; core refuses larger events and appends before any request.
+ *
  * @since 0.1.0
  */
 import {
