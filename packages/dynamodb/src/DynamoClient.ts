@@ -12,20 +12,23 @@
  *   transaction conflicts) are retried with the client's `retrySchedule` before they
  *   reach you; condition failures are never retried.
  *
- * It is also the one place where requests are observed: each call is a span
- * `DynamoDB.<Command>` (kind `client`, a child of the current span, e.g. `EventStore.append`)
- * with `db.system`, `db.operation`, `aws.dynamodb.table_names`, `dynamo_es.attempts` and the
- * capacity the response reports (`dynamo_es.consumed_read_units` / `_write_units`), and it
- * records the request metrics of `Metrics` from `@dynamo-es/core` (requests, consumed
- * RCU/WCU, retries, throttles, duration) with a few map lookups. Without a tracer (Effect's
- * native one, which exports nothing) no span is made: nothing could observe it.
+ * It is also the one place where requests are observed: each attempt of a request is a
+ * span `DynamoDB.<Command>` (kind `client`, a child of the current span, e.g.
+ * `EventStore.append`) with `db.system`, `db.operation` (the command),
+ * `aws.dynamodb.table_names`, `dynamo_es.attempt` (1 for the first, 2 for the first retry,
+ * ...), the capacity the response reports (`dynamo_es.consumed_read_units` /
+ * `_write_units`) or, for a failed attempt, `error.type`; a retried request is several
+ * spans, with the backoff between them. It records the request metrics of `Metrics` from
+ * `@dynamo-es/core` (requests, consumed RCU/WCU, retries, throttles, duration) with a few
+ * map lookups. Without a tracer (Effect's native one, which exports nothing) no span is
+ * made: nothing could observe it.
  *
  * @since 0.1.0
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
 import { Errors, Metrics } from "@dynamo-es/core"
-import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, SchemaIssue, Tracer } from "effect"
+import { Config, Context, Effect, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, SchemaIssue, Tracer } from "effect"
 
 /**
  * A conditional write found its condition false. `item` is the item as it was, when the
@@ -341,23 +344,21 @@ interface Capacity {
 }
 
 /**
- * Records the capacity a successful response reports (`ConsumedCapacity`: one object, or
- * one per table for batches and transactions) by table, and puts the totals on the span.
+ * The capacity a successful response reports (`ConsumedCapacity`: one object, or one per
+ * table for batches and transactions), summed; `record` (when given) gets it by table.
  * With `ReturnConsumedCapacity: "TOTAL"` DynamoDB may report only `CapacityUnits`: the
  * units of a write command are then WCU, of any other command RCU. A failed request
  * reports none (a failed condition still costs DynamoDB's minimum, uncounted here).
  */
-const recordOutcome = (
-  exit: Exit.Exit<unknown, unknown>,
+const consumedCapacity = (
+  response: unknown,
   write: boolean,
   resource: string | undefined,
-  span: Tracer.Span | undefined,
-  context: Context.Context<never>
-): void => {
-  if (exit._tag !== "Success") return
-  const consumed = (exit.value as { readonly ConsumedCapacity?: Capacity | ReadonlyArray<Capacity> } | undefined)
+  record?: (table: string, rcu: number, wcu: number) => void
+): { readonly read: number; readonly written: number } | undefined => {
+  const consumed = (response as { readonly ConsumedCapacity?: Capacity | ReadonlyArray<Capacity> } | undefined)
     ?.ConsumedCapacity
-  if (consumed === undefined || consumed === null) return
+  if (consumed === undefined || consumed === null) return undefined
   let read = 0
   let written = 0
   const add = (c: Capacity) => {
@@ -366,20 +367,13 @@ const recordOutcome = (
     const total = c.CapacityUnits ?? (r ?? 0) + (w ?? 0)
     const rcu = Math.max(0, r ?? (w !== undefined ? total - w : write ? 0 : total))
     const wcu = Math.max(0, w ?? (r !== undefined ? total - r : write ? total : 0))
-    if (rcu > 0 || wcu > 0) {
-      const units = unitsFor(c.TableName ?? resource ?? "")
-      if (rcu > 0) units.read.updateUnsafe(rcu, context)
-      if (wcu > 0) units.write.updateUnsafe(wcu, context)
-    }
+    if (record !== undefined && (rcu > 0 || wcu > 0)) record(c.TableName ?? resource ?? "", rcu, wcu)
     read += rcu
     written += wcu
   }
   if (Array.isArray(consumed)) for (const c of consumed as ReadonlyArray<Capacity>) add(c)
   else add(consumed as Capacity)
-  if (span !== undefined) {
-    span.attribute("dynamo_es.consumed_read_units", read)
-    span.attribute("dynamo_es.consumed_write_units", written)
-  }
+  return { read, written }
 }
 
 /**
@@ -451,8 +445,10 @@ export const make = (options: DynamoClientOptions = {}) =>
     }
 
     /**
-     * One call: the attempts under the retry schedule, the metrics, and the span's
-     * attributes (`span` is undefined when no tracer is installed).
+     * One call: the attempts under the retry schedule and the metrics; with `traced`, each
+     * attempt is a span of its own (a child of the current span, i.e. of the public
+     * operation), so that a throttled attempt, the backoff after it and the retry show as
+     * what they are.
      */
     const run = <A>(
       instruments: Instruments,
@@ -460,12 +456,11 @@ export const make = (options: DynamoClientOptions = {}) =>
       resource: string | undefined,
       send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
       context: Context.Context<never>,
-      span: Tracer.Span | undefined
+      traced: boolean
     ): Effect.Effect<A, Failure> => {
       const write = writes.has(operation)
       const started = performance.now()
       let attempts = 0
-      let throttledAttempts = 0
       let lastError = ""
       // A write: remember whether any attempt may have been applied, so that the error
       // finally returned says so even when the last attempt was, say, throttled.
@@ -475,7 +470,7 @@ export const make = (options: DynamoClientOptions = {}) =>
         instruments.requests.updateUnsafe(1, context)
         if (attempts > 1) instruments.retries.updateUnsafe(1, context)
       }
-      const attempt = Effect.tryPromise({
+      const sent = Effect.tryPromise({
         // Effect creates an AbortController only for a function that takes the signal:
         // callers that ignore it (writes) do not pay for one.
         try: send.length >= 2
@@ -497,15 +492,34 @@ export const make = (options: DynamoClientOptions = {}) =>
             ? classifyCancellation(operation, resource, error as Error)
             : classify(operation, resource, error)
           if (classified._tag === "StorageError") {
-            if (classified.reason === "Throttled") {
-              throttledAttempts++
-              instruments.throttles.updateUnsafe(1, context)
-            }
+            if (classified.reason === "Throttled") instruments.throttles.updateUnsafe(1, context)
             if (write && mayHaveApplied(operation, classified, name)) unknownOutcome = true
           }
           return classified
         }
       })
+      const attempt: Effect.Effect<A, Failure> = !traced ? sent : Effect.suspend(() =>
+        Effect.useSpan(
+          instruments.spanName,
+          {
+            ...instruments.spanOptions,
+            attributes: { ...instruments.spanOptions.attributes, "dynamo_es.attempt": attempts + 1 }
+          },
+          (span) =>
+            Effect.onExit(sent, (exit) => {
+              if (exit._tag === "Success") {
+                const units = consumedCapacity(exit.value, write, resource)
+                if (units !== undefined) {
+                  span.attribute("dynamo_es.consumed_read_units", units.read)
+                  span.attribute("dynamo_es.consumed_write_units", units.written)
+                }
+              } else if (lastError !== "") {
+                span.attribute("error.type", lastError)
+              }
+              return Effect.void
+            })
+        )
+      )
       // A write: the error finally returned says so when any attempt may have been applied.
       const outcomeOf = (e: Failure): Failure =>
         e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
@@ -524,29 +538,30 @@ export const make = (options: DynamoClientOptions = {}) =>
       })
       return Effect.onExit(retried, (exit) => {
         instruments.duration.updateUnsafe(performance.now() - started, context)
-        recordOutcome(exit, write, resource, span, context)
-        if (span !== undefined) {
-          span.attribute("dynamo_es.attempts", attempts)
-          if (throttledAttempts > 0) span.attribute("dynamo_es.throttled_attempts", throttledAttempts)
-          if (exit._tag === "Failure" && lastError !== "") span.attribute("error.type", lastError)
+        if (exit._tag === "Success") {
+          consumedCapacity(exit.value, write, resource, (table, rcu, wcu) => {
+            const units = unitsFor(table)
+            if (rcu > 0) units.read.updateUnsafe(rcu, context)
+            if (wcu > 0) units.write.updateUnsafe(wcu, context)
+          })
         }
         return Effect.void
       })
     }
 
     const call: DynamoClientShape["call"] = (operation, resource, send) =>
-      Effect.withFiber((fiber) => {
-        const instruments = instrumentsFor(operation, resource)
-        // Without a tracer (Effect's native one: nothing exports spans) the span could not
-        // be observed: skip it, it is most of what observing a request costs.
-        return fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-          ? run(instruments, operation, resource, send, fiber.context, undefined)
-          : Effect.useSpan(
-            instruments.spanName,
-            instruments.spanOptions,
-            (span) => run(instruments, operation, resource, send, fiber.context, span)
-          )
-      })
+      Effect.withFiber((fiber) =>
+        // Without a tracer (Effect's native one: nothing exports spans) the spans could not
+        // be observed: skip them, they are most of what observing a request costs.
+        run(
+          instrumentsFor(operation, resource),
+          operation,
+          resource,
+          send,
+          fiber.context,
+          fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+        )
+      )
 
     return DynamoClient.of({ sdk, call })
   })
