@@ -3,13 +3,13 @@
  * operation's span, and the metrics of `Metrics` (core) say what it cost. Each test runs
  * with a fresh `Metric.MetricRegistry`, so its counts are exact whatever else runs.
  */
-import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { Aggregate, EventStore, Metrics, ReadModel } from "@dynamo-es/core"
 import { Accounts, streamId, TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { failure } from "@dynamo-es/core/testing/utils"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { Effect, Exit, Layer, Metric, Option, Schedule, Schema, Stream, Tracer } from "effect"
+import { Context, Effect, Exit, Layer, Metric, Option, Schedule, Schema, Stream, Tracer } from "effect"
 import { DynamoClient, DynamoEventStore, DynamoReadModelStore, Tables } from "../src/index.js"
 import { instrumentedClient, sdkError } from "./helpers.js"
 
@@ -394,6 +394,46 @@ describe("Observability", { timeout: 120_000 }, () => {
           assert.isTrue(taken.status._tag === "Ended" && Exit.isFailure(taken.status.exit))
         }), tracer)
     })
+  })
+
+  describe("the SDK client's logger", () => {
+    it.live("the client the layer builds skips the SDK's no-op logging; a logger of yours still gets every response", () =>
+      Effect.gen(function*() {
+        const clientOf = (options: Parameters<typeof Fixtures.layerClientFor>[0]) =>
+          Layer.build(Fixtures.layerClientFor(options)).pipe(Effect.map(Context.get(DynamoClient.DynamoClient)))
+        const logged: Array<{ readonly commandName?: string; readonly output?: { readonly TableNames?: unknown } }> = []
+        const logger = {
+          trace: () => {},
+          debug: () => {},
+          info: (entry: (typeof logged)[number]) => void logged.push(entry),
+          warn: () => {},
+          error: () => {}
+        }
+        const middlewareOf = (client: DynamoClient.DynamoClientShape) =>
+          client.sdk.middlewareStack.identify().map((m) => m.split(" ")[0])
+
+        const own = yield* clientOf({})
+        assert.notInclude(middlewareOf(own), "loggerMiddleware")
+        // Requests work as before without it.
+        const tables = yield* DynamoClient.unconditional(own.call("ListTables", undefined, (c) => c.send(new ListTablesCommand({ Limit: 1 }))))
+        assert.isArray(tables.TableNames)
+
+        const withLogger = yield* clientOf({ sdkConfig: { logger } })
+        assert.include(middlewareOf(withLogger), "loggerMiddleware")
+        yield* DynamoClient.unconditional(withLogger.call("ListTables", undefined, (c) => c.send(new ListTablesCommand({ Limit: 1 }))))
+        assert.strictEqual(logged.length, 1)
+        assert.strictEqual(logged[0]!.commandName, "ListTablesCommand")
+        assert.isArray(logged[0]!.output?.TableNames)
+      }).pipe(Effect.scoped, Effect.provide(local), Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.live("a client you pass in is left as it is", () =>
+      Effect.gen(function*() {
+        const connection = yield* DynamoDBLocal.DynamoDBLocal
+        const sdk = new DynamoDBClient(Fixtures.sdkConfig(connection))
+        yield* Layer.build(DynamoClient.layer({ client: sdk }))
+        assert.include(sdk.middlewareStack.identify().map((m) => m.split(" ")[0]), "loggerMiddleware")
+        sdk.destroy()
+      }).pipe(Effect.scoped, Effect.provide(local)))
   })
 
   describe("the SDK client's own retries", () => {
