@@ -27,7 +27,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
-import { Errors, Metrics } from "@dynamo-es/core"
+import { Errors, Metrics, Retry } from "@dynamo-es/core"
 import { Config, Context, Effect, Layer, type Metric, Predicate, Schedule, Schema, Tracer } from "effect"
 import { type DynamoClientOptions, envConfig, requireRegion, sdkClientConfig } from "./internal/clientConfig.js"
 
@@ -386,24 +386,6 @@ export const make = (options: DynamoClientOptions = {}) =>
     type Failure = Errors.StorageError | ConditionFailed | TransactionCanceled
     const isRetryable = (e: Failure) => e._tag === "StorageError" && e.isRetryable
     /**
-     * The attempts after a first one that failed with `first`: exactly `Effect.retry(attempt,
-     * ...)` had the first attempt run inside it (the schedule sees `first`, waits, then runs
-     * `attempt` again), but the retry machinery (a schedule driver per call) is built only
-     * when a request fails, not on every request.
-     */
-    const retryAfter = <A>(first: Failure, attempt: Effect.Effect<A, Failure>): Effect.Effect<A, Failure> => {
-      let replayed = false
-      return Effect.retry(
-        Effect.suspend(() => {
-          if (replayed) return attempt
-          replayed = true
-          return Effect.fail(first)
-        }),
-        { schedule: schedule as Schedule.Schedule<unknown, Failure>, while: isRetryable }
-      )
-    }
-
-    /**
      * One call: the attempts under the retry schedule and the metrics; with `traced`, each
      * attempt is a span of its own (a child of the current span, i.e. of the public
      * operation), so that a throttled attempt, the backoff after it and the retry show as
@@ -491,10 +473,9 @@ export const make = (options: DynamoClientOptions = {}) =>
             cause: e.cause
           })
           : e
-      const retried = Effect.catch(attempt, (first): Effect.Effect<A, Failure> => {
-        const retriedOrFailed = isRetryable(first) ? retryAfter(first, attempt) : Effect.fail(first)
-        return write ? Effect.mapError(retriedOrFailed, outcomeOf) : retriedOrFailed
-      })
+      // The retry machinery (a schedule driver) is built only after a failed attempt.
+      const retrying = Retry.afterFailure(attempt, { schedule: schedule as Schedule.Schedule<unknown, Failure>, while: isRetryable })
+      const retried = write ? Effect.mapError(retrying, outcomeOf) : retrying
       return Effect.onExit(retried, (exit) => {
         instruments.duration.updateUnsafe(performance.now() - started, context)
         if (exit._tag === "Success") {
