@@ -7,23 +7,28 @@
  *
  * Prints a table and writes bench/results/aggregate.json.
  */
-import {
-  type AttributeValue,
-  BatchWriteItemCommand,
-  type DynamoDBClient,
-  PutItemCommand,
-  QueryCommand,
-  type QueryCommandOutput
-} from "@aws-sdk/client-dynamodb"
-import { Aggregate, EventStore } from "@dynamo-es/core"
+import { type AttributeValue, BatchWriteItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { EventStore } from "@dynamo-es/core"
 import { DynamoEventStore, Tables } from "@dynamo-es/dynamodb"
 import { Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Schema } from "effect"
-import * as Fs from "node:fs"
+import { Console, Effect } from "effect"
 import { performance } from "node:perf_hooks"
-import { monotonicFactory } from "ulid"
-import { commandOf, countInto, emptyStats, type Stats, startBench, totalRequests } from "./harness.js"
+import { Account, amountOf, decide, initialState, metadataFor, rawHandle, rawItem } from "./account.js"
+import {
+  commandOf,
+  countInto,
+  emptyStats,
+  fmt,
+  lpad,
+  makeEntries,
+  median,
+  pad,
+  type Stats,
+  startBench,
+  totalRequests,
+  writeResults
+} from "./harness.js"
 
 // -----------------------------------------------------------------------------
 // settings: about a minute on a 2-core machine (budget: 90 s)
@@ -48,104 +53,7 @@ const SIZES = [
 const WARMUP_CHUNKS = 4
 const WARMUP_STREAMS = 2
 type Size = (typeof SIZES)[number]
-const PAYLOAD_BYTES = 200
 const PREFILL_CONCURRENCY = 4
-
-// -----------------------------------------------------------------------------
-// the aggregate: deposits on an account (same event as bench/event-store.bench.ts)
-// -----------------------------------------------------------------------------
-
-const EVENT_TYPE = "MoneyDeposited"
-const MoneyDeposited = Schema.TaggedStruct(EVENT_TYPE, {
-  accountId: Schema.String,
-  amount: Schema.Finite,
-  currency: Schema.String,
-  note: Schema.String
-})
-type MoneyDeposited = typeof MoneyDeposited.Type
-
-interface State {
-  readonly balance: number
-  readonly deposits: number
-}
-interface Deposit {
-  readonly amount: number
-}
-
-const initialState: State = { balance: 0, deposits: 0 }
-const evolve = (s: State, e: MoneyDeposited): State => ({ balance: s.balance + e.amount, deposits: s.deposits + 1 })
-
-/** The ~200-byte stored JSON of `bench/event-store.bench.ts`, with the `_tag` the Schema stores. */
-const noteLength = PAYLOAD_BYTES -
-  JSON.stringify({ _tag: EVENT_TYPE, accountId: "acc-0042", amount: 100_000, currency: "EUR", note: "" }).length
-const NOTE = ("deposit reference " + "x".repeat(PAYLOAD_BYTES)).slice(0, noteLength)
-const decide = (command: Deposit, state: State): ReadonlyArray<MoneyDeposited> =>
-  command.amount <= 0 || state.balance + command.amount > 1e15
-    ? []
-    : [{ _tag: EVENT_TYPE, accountId: "acc-0042", amount: command.amount, currency: "EUR", note: NOTE }]
-const amountOf = (n: number) => 1 + (n % 99_999)
-const metadataFor = (n: number): EventStore.EventMetadata => ({ correlationId: `corr-${String(n % 1_000_000).padStart(6, "0")}` })
-
-const Account = Aggregate.make({ events: MoneyDeposited, initialState, evolve, decide })
-
-// -----------------------------------------------------------------------------
-// raw: the same command handler, hand-written on the SDK
-// -----------------------------------------------------------------------------
-
-const rawUlid = monotonicFactory()
-
-/** The item the library writes for an event: attributes `s v i y d m t`, same JSON. */
-const rawItem = (
-  streamId: string,
-  version: number,
-  event: MoneyDeposited,
-  metadata: EventStore.EventMetadata,
-  now: number
-): Record<string, AttributeValue> => ({
-  s: { S: streamId },
-  v: { N: String(version) },
-  i: { S: rawUlid(now) },
-  y: { S: event._tag },
-  d: { S: JSON.stringify(event) },
-  t: { N: String(now) },
-  m: { S: JSON.stringify(metadata) }
-})
-
-/** Load (every page, strongly consistent; JSON.parse and fold), decide, one conditional PutItem. */
-const rawHandle = async (sdk: DynamoDBClient, table: string, streamId: string, command: Deposit, metadata: EventStore.EventMetadata) => {
-  let state = initialState
-  let version = 0
-  let startKey: Record<string, AttributeValue> | undefined
-  do {
-    const r: QueryCommandOutput = await sdk.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "s = :s",
-        ExpressionAttributeValues: { ":s": { S: streamId } },
-        ConsistentRead: true,
-        ReturnConsumedCapacity: "TOTAL",
-        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-      })
-    )
-    for (const item of r.Items ?? []) {
-      state = evolve(state, JSON.parse(item.d!.S!) as MoneyDeposited)
-      version = Number(item.v!.N)
-    }
-    startKey = r.LastEvaluatedKey
-  } while (startKey !== undefined)
-  const events = decide(command, state)
-  if (events.length === 0) return { state, version }
-  await sdk.send(
-    new PutItemCommand({
-      TableName: table,
-      Item: rawItem(streamId, version + 1, events[0]!, metadata, Date.now()),
-      ConditionExpression: "attribute_not_exists(v)",
-      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      ReturnConsumedCapacity: "TOTAL"
-    })
-  )
-  return { state: evolve(state, events[0]!), version: version + 1 }
-}
 
 // -----------------------------------------------------------------------------
 // recording: requests and capacity (SDK middleware), wall time and Node CPU
@@ -312,14 +220,6 @@ interface Result {
   readonly roundRatios: Array<number>
 }
 
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-"
-const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length))
-const lpad = (s: string, n: number) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const program = Effect.gen(function*() {
   const { sdk, clientContext, elapsed } = yield* startBench(
@@ -394,10 +294,7 @@ const program = Effect.gen(function*() {
   }
 
   // report
-  const entries: Array<{ name: string; value: number; unit: string; baseline?: number }> = []
-  const round3 = (n: number) => Math.round(n * 1000) / 1000
-  const entry = (name: string, value: number, unit: string, baseline?: number) =>
-    entries.push(baseline === undefined ? { name, value: round3(value), unit } : { name, value: round3(value), unit, baseline: round3(baseline) })
+  const { entries, entry } = makeEntries()
   const lines: Array<string> = []
   lines.push("Aggregate.handle (load, decide, append 1 event) vs hand-written SDK handler; throughput ratio ours/raw: 1.00 = as fast")
   lines.push("Node CPU ms/cmd: CPU time of this Node process per command (DynamoDB Local not included); main: of its main thread alone")
@@ -466,13 +363,8 @@ const program = Effect.gen(function*() {
       lines.push(`  ! item sizes differ: ours ${fmt(itemBytes(r.ours), 1)} B, raw ${fmt(itemBytes(r.raw), 1)} B`)
     }
   }
-  yield* Console.log("")
-  for (const line of lines) yield* Console.log(line)
-  const dir = new URL("./results/", import.meta.url)
-  Fs.mkdirSync(dir, { recursive: true })
-  Fs.writeFileSync(new URL("aggregate.json", dir), JSON.stringify(entries, null, 2) + "\n")
-  yield* Console.log("")
-  yield* Console.log(`wrote bench/results/aggregate.json; total run time ${elapsed()}; stopping DynamoDB Local ...`)
+  yield* writeResults("aggregate.json", lines, entries, elapsed)
+  yield* Console.log("stopping DynamoDB Local ...")
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

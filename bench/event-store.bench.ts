@@ -10,7 +10,6 @@ import {
   DynamoDBClient,
   PutItemCommand,
   QueryCommand,
-  type QueryCommandOutput,
   TransactWriteItemsCommand
 } from "@aws-sdk/client-dynamodb"
 import { EventStore } from "@dynamo-es/core"
@@ -18,8 +17,7 @@ import { DynamoClient, DynamoEventStore, Tables } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Stream } from "effect"
-import * as Fs from "node:fs"
-import { commandOf, consumedUnits, startBench, WRITE_COMMANDS } from "./harness.js"
+import { commandOf, consumedUnits, fmt, lpad, makeEntries, pad, queryStream, startBench, WRITE_COMMANDS, writeResults } from "./harness.js"
 import { performance } from "node:perf_hooks"
 import { monotonicFactory } from "ulid"
 
@@ -351,31 +349,17 @@ interface RawEvent {
 /** The same work as `read`: every page, every item turned into an object with parsed JSON. */
 const rawReadAll = async (env: Env, streamId: string) => {
   const events: Array<RawEvent> = []
-  let startKey: Record<string, AttributeValue> | undefined
-  do {
-    const r: QueryCommandOutput = await env.sdk.send(
-      new QueryCommand({
-        TableName: env.table,
-        KeyConditionExpression: "s = :s",
-        ExpressionAttributeValues: { ":s": { S: streamId } },
-        ConsistentRead: true,
-        ReturnConsumedCapacity: "TOTAL",
-        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-      })
-    )
-    for (const item of r.Items ?? []) {
-      events.push({
-        streamId: item.s?.S ?? streamId,
-        version: Number(item.v?.N),
-        eventId: item.i?.S ?? "",
-        type: item.y?.S ?? "",
-        payload: JSON.parse(item.d?.S ?? "null"),
-        metadata: item.m?.S !== undefined ? JSON.parse(item.m.S) : {},
-        recordedAt: Number(item.t?.N)
-      })
-    }
-    startKey = r.LastEvaluatedKey
-  } while (startKey !== undefined)
+  await queryStream(env.sdk, env.table, streamId, (item) => {
+    events.push({
+      streamId: item.s?.S ?? streamId,
+      version: Number(item.v?.N),
+      eventId: item.i?.S ?? "",
+      type: item.y?.S ?? "",
+      payload: JSON.parse(item.d?.S ?? "null"),
+      metadata: item.m?.S !== undefined ? JSON.parse(item.m.S) : {},
+      recordedAt: Number(item.t?.N)
+    })
+  })
   return events
 }
 
@@ -434,8 +418,6 @@ interface Result {
   readonly roundRatios: Array<number>
 }
 
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-"
 
 const measure = (env: Env, m: Measurement) =>
   Effect.gen(function*() {
@@ -483,15 +465,10 @@ const figures = (r: Result, s: SideResult) => {
   }
 }
 
-const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length))
-const lpad = (s: string, n: number) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
 
 const report = (results: ReadonlyArray<Result>) => {
   const lines: Array<string> = []
-  const entries: Array<{ name: string; value: number; unit: string; baseline?: number }> = []
-  const round3 = (n: number) => Math.round(n * 1000) / 1000
-  const entry = (name: string, value: number, unit: string, baseline?: number) =>
-    entries.push(baseline === undefined ? { name, value: round3(value), unit } : { name, value: round3(value), unit, baseline: round3(baseline) })
+  const { entries, entry } = makeEntries()
 
   const head = [pad("measurement", 40), lpad("ours", 12), lpad("raw SDK", 12), lpad("ours/raw", 9), lpad("per round: median (min-max)", 28), lpad("Node CPU ms/op: ours", 21), lpad("raw", 6)]
   lines.push("Throughput (throughput ratio ours/raw: 1.00 = as fast as raw SDK calls, below 1 = slower;")
@@ -613,13 +590,8 @@ const program = Effect.gen(function*() {
   }
 
   const { lines, entries } = report(results)
-  yield* Console.log("")
-  for (const line of lines) yield* Console.log(line)
-  const dir = new URL("./results/", import.meta.url)
-  Fs.mkdirSync(dir, { recursive: true })
-  Fs.writeFileSync(new URL("latest.json", dir), JSON.stringify(entries, null, 2) + "\n")
-  yield* Console.log("")
-  yield* Console.log(`wrote bench/results/latest.json; total run time ${elapsed()}; stopping DynamoDB Local ...`)
+  yield* writeResults("latest.json", lines, entries, elapsed)
+  yield* Console.log("stopping DynamoDB Local ...")
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

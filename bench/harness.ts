@@ -1,11 +1,13 @@
 /**
  * What every benchmark shares: starting DynamoDB Local with progress lines, an SDK client
- * with a counting middleware, and the reading of consumed capacity.
+ * with a counting middleware, the reading of consumed capacity, and the reporting (number
+ * formatting, result entries, printing and writing `bench/results/*.json`).
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { type AttributeValue, DynamoDBClient, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb"
 import { DynamoClient } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Console, Context, Effect, Layer } from "effect"
+import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
 
 /** Commands whose consumed capacity is write capacity (with `ReturnConsumedCapacity: TOTAL` only `CapacityUnits` is set). */
@@ -50,6 +52,33 @@ export const startBench = (title: string, instrument: (client: DynamoDBClient) =
     return { local, sdk, clientContext, elapsed }
   })
 
+/**
+ * What the raw sides read: every page of a stream (strongly consistent `Query`, no bounds),
+ * each item handed to `onItem` in version order.
+ */
+export const queryStream = async (
+  sdk: DynamoDBClient,
+  table: string,
+  streamId: string,
+  onItem: (item: Record<string, AttributeValue>) => void
+): Promise<void> => {
+  let startKey: Record<string, AttributeValue> | undefined
+  do {
+    const r: QueryCommandOutput = await sdk.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: "s = :s",
+        ExpressionAttributeValues: { ":s": { S: streamId } },
+        ConsistentRead: true,
+        ReturnConsumedCapacity: "TOTAL",
+        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
+      })
+    )
+    for (const item of r.Items ?? []) onItem(item)
+    startKey = r.LastEvaluatedKey
+  } while (startKey !== undefined)
+}
+
 /** Requests by command and consumed capacity, split into reads and writes. */
 export interface Stats {
   readonly requests: Map<string, number>
@@ -80,3 +109,56 @@ export const countInto = (current: () => Stats | undefined) => (sdk: DynamoDBCli
     { step: "initialize", name: "dynamo-es-bench-counter" }
   )
 }
+
+// -----------------------------------------------------------------------------
+// reporting
+// -----------------------------------------------------------------------------
+
+export const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-"
+export const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length))
+export const lpad = (s: string, n: number) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
+export const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/** One figure of `bench/results/*.json`: `value` is ours, `baseline` the figure it compares with. */
+export interface Entry {
+  readonly name: string
+  readonly value: number
+  readonly unit: string
+  readonly baseline?: number
+}
+
+/** The entries of a report, and `entry(...)` adding one (values rounded to 3 decimals unless `round` says otherwise). */
+export const makeEntries = (round: (n: number) => number = (n) => Math.round(n * 1000) / 1000) => {
+  const entries: Array<Entry> = []
+  const entry = (name: string, value: number, unit: string, baseline?: number) => {
+    entries.push(baseline === undefined ? { name, value: round(value), unit } : { name, value: round(value), unit, baseline: round(baseline) })
+  }
+  return { entries, entry }
+}
+
+/** `entries` as lines of `name  value unit  (baseline ...)`, for a report without a table of its own. */
+export const entryLines = (entries: ReadonlyArray<Entry>): Array<string> => {
+  const width = Math.max(...entries.map((e) => e.name.length))
+  return entries.map((e) =>
+    `${e.name.padEnd(width)}  ${String(e.value).padStart(10)} ${e.unit.padEnd(9)}${e.baseline === undefined ? "" : `  (baseline ${e.baseline})`}`
+  )
+}
+
+/**
+ * The end of every benchmark: prints `lines` (the report) and writes `entries` to
+ * `bench/results/<file>`.
+ */
+export const writeResults = (file: string, lines: ReadonlyArray<string>, entries: ReadonlyArray<Entry>, elapsed?: () => string) =>
+  Effect.gen(function*() {
+    yield* Console.log("")
+    for (const line of lines) yield* Console.log(line)
+    const dir = new URL("./results/", import.meta.url)
+    Fs.mkdirSync(dir, { recursive: true })
+    Fs.writeFileSync(new URL(file, dir), JSON.stringify(entries, null, 2) + "\n")
+    yield* Console.log("")
+    yield* Console.log(`wrote bench/results/${file}${elapsed !== undefined ? `; total run time ${elapsed()}` : ""}`)
+  })

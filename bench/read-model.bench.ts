@@ -13,8 +13,7 @@ import { DynamoClient, DynamoReadModelStore, Tables } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Schema } from "effect"
-import * as Fs from "node:fs"
-import { countInto, emptyStats, startBench, type Stats, totalRequests } from "./harness.js"
+import { countInto, emptyStats, fmt, lpad, makeEntries, pad, startBench, type Stats, totalRequests, writeResults } from "./harness.js"
 import { performance } from "node:perf_hooks"
 
 // -----------------------------------------------------------------------------
@@ -254,10 +253,6 @@ interface SideResult {
   readonly roundMs: Array<number>
 }
 
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-"
-const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length))
-const lpad = (s: string, n: number) => (s.length >= n ? s : " ".repeat(n - s.length) + s)
 
 const timed = (record: Stats | undefined, work: Effect.Effect<string, unknown>) =>
   Effect.gen(function*() {
@@ -330,10 +325,7 @@ const program = Effect.gen(function*() {
 
   // --- report ----------------------------------------------------------------
   const lines: Array<string> = []
-  const entries: Array<{ name: string; value: number; unit: string; baseline?: number }> = []
-  const round3 = (n: number) => Math.round(n * 1000) / 1000
-  const entry = (name: string, value: number, unit: string, baseline?: number) =>
-    entries.push(baseline === undefined ? { name, value: round3(value), unit } : { name, value: round3(value), unit, baseline: round3(baseline) })
+  const { entries, entry } = makeEntries()
 
   const head = [pad("measurement / side", 52), lpad("per second", 12), lpad("ms per 1,000", 13), lpad("requests", 10), lpad("WCU", 8), lpad("RCU", 8), lpad("speedup", 8), lpad("req. ratio", 11)]
   lines.push(head.join(" "))
@@ -377,13 +369,8 @@ const program = Effect.gen(function*() {
   )
   lines.push("Every round checks that all sides left identical rows (Id and Data) / returned identical models.")
 
-  yield* Console.log("")
-  for (const line of lines) yield* Console.log(line)
-  const dir = new URL("./results/", import.meta.url)
-  Fs.mkdirSync(dir, { recursive: true })
-  Fs.writeFileSync(new URL("read-model.json", dir), JSON.stringify(entries, null, 2) + "\n")
-  yield* Console.log("")
-  yield* Console.log(`wrote bench/results/read-model.json; total run time ${elapsed()}; stopping DynamoDB Local ...`)
+  yield* writeResults("read-model.json", lines, entries, elapsed)
+  yield* Console.log("stopping DynamoDB Local ...")
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

@@ -14,9 +14,8 @@ import { DynamoClient, DynamoEventStore, DynamoSnapshotStore, Tables } from "@dy
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Schema } from "effect"
-import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
-import { countInto, emptyStats, type Stats, totalRequests } from "./harness.js"
+import { countInto, emptyStats, entryLines, makeEntries, type Stats, totalRequests, writeResults } from "./harness.js"
 
 const EVENTS = 10_000
 const SNAPSHOT_EVERY = 1_000
@@ -38,10 +37,7 @@ const Account = Aggregate.make({
   snapshots: { schema: State, schemaVersion: 1 }
 })
 
-const results: Array<{ name: string; value: number; unit: string; baseline?: number }> = []
-const record = (name: string, value: number, unit: string, baseline?: number) => {
-  results.push(baseline === undefined ? { name, value, unit } : { name, value, unit, baseline })
-}
+const { entries: results, entry: record } = makeEntries((n) => n)
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
 
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -169,16 +165,7 @@ const program = Effect.gen(function*() {
   }).pipe(Effect.provide(stores))
 
   yield* Tables.deleteTables([eventsTable, snapshotsTable]).pipe(Effect.provide(clientLayer))
-  yield* Console.log("")
-  const width = Math.max(...results.map((r) => r.name.length))
-  for (const r of results) {
-    yield* Console.log(
-      `${r.name.padEnd(width)}  ${String(r.value).padStart(10)} ${r.unit.padEnd(9)}${r.baseline === undefined ? "" : `  (baseline ${r.baseline})`}`
-    )
-  }
-  Fs.mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-  Fs.writeFileSync(new URL("./results/snapshot.json", import.meta.url), JSON.stringify(results, null, 2) + "\n")
-  yield* Console.log("\nWrote bench/results/snapshot.json")
+  yield* writeResults("snapshot.json", entryLines(results), results)
 })
 
 Console.log("Starting DynamoDB Local...").pipe(

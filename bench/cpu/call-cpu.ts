@@ -4,12 +4,11 @@
  *
  *   npx tsx bench/cpu/call-cpu.ts [rounds=30]
  */
-import { DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import type { EventStore } from "@dynamo-es/core"
 import { DynamoClient, DynamoEventStore } from "@dynamo-es/dynamodb"
 import { Context, Effect, Layer } from "effect"
-import * as ChildProcess from "node:child_process"
-import { inProcessHandler } from "./fake-dynamodb.js"
+import { startFake } from "./fake-dynamodb.js"
 
 /** `IN_PROCESS=1`: the SDK answers in this process (no HTTP, see `inProcessHandler`). */
 const inProcess = process.env["IN_PROCESS"] === "1"
@@ -17,18 +16,7 @@ const rounds = Number(process.argv[2] ?? 30)
 const PER_ROUND = 100
 
 const main = async () => {
-  const child = ChildProcess.fork(new URL("./fake-dynamodb.ts", import.meta.url).pathname, [], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"]
-  })
-  const port = await new Promise<number>((resolve) => child.once("message", (m: { port: number }) => resolve(m.port)))
-  const sdk = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: "us-east-1",
-    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
-    maxAttempts: 1,
-    ...(inProcess ? { requestHandler: inProcessHandler as never } : {})
-  })
+  const { sdk, stop } = await startFake(inProcess)
   const { client, storage } = await Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(DynamoClient.layer({ client: sdk }))
@@ -113,8 +101,7 @@ const main = async () => {
   const q1 = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 4)]!
   const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
   for (const n of names) console.log(`${n.padEnd(20)} CPU us/call q1 ${q1(cpu[n]!).toFixed(0)} median ${median(cpu[n]!).toFixed(0)}`)
-  sdk.destroy()
-  child.disconnect()
+  stop()
 }
 
 main().catch((e) => {

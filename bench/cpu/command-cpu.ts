@@ -8,15 +8,12 @@
  *   npx tsx bench/cpu/command-cpu.ts [sizes=20,100,200] [rounds=40]
  *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/cpu/command-cpu.ts 200 20 ours
  */
-import { type AttributeValue, DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb"
-import { Aggregate, EventStore } from "@dynamo-es/core"
+import { EventStore } from "@dynamo-es/core"
 import { DynamoClient, DynamoEventStore } from "@dynamo-es/dynamodb"
-import { Context, Effect, Layer, Schema } from "effect"
-import * as ChildProcess from "node:child_process"
-import { inProcessHandler } from "./fake-dynamodb.js"
-import * as Fs from "node:fs"
+import { Context, Effect, Layer } from "effect"
 import { performance } from "node:perf_hooks"
-import { monotonicFactory } from "ulid"
+import { Account, amountOf, metadataFor, rawHandle } from "../account.js"
+import { startFake } from "./fake-dynamodb.js"
 
 const sizes = (process.argv[2] ?? "20,100,200").split(",").map(Number)
 /** `IN_PROCESS=1`: the SDK answers in this process (no HTTP, see `inProcessHandler`). */
@@ -26,84 +23,8 @@ const only = process.argv[4] as "ours" | "raw" | undefined
 const PER_ROUND = 20
 const WARMUP = 1500
 
-const EVENT_TYPE = "MoneyDeposited"
-const MoneyDeposited = Schema.TaggedStruct(EVENT_TYPE, {
-  accountId: Schema.String,
-  amount: Schema.Finite,
-  currency: Schema.String,
-  note: Schema.String
-})
-type MoneyDeposited = typeof MoneyDeposited.Type
-interface State {
-  readonly balance: number
-  readonly deposits: number
-}
-const initialState: State = { balance: 0, deposits: 0 }
-const evolve = (s: State, e: MoneyDeposited): State => ({ balance: s.balance + e.amount, deposits: s.deposits + 1 })
-const NOTE = "deposit reference ".padEnd(108, "x")
-const decide = (command: { readonly amount: number }, _state: State): ReadonlyArray<MoneyDeposited> =>
-  [{ _tag: EVENT_TYPE, accountId: "acc-0042", amount: command.amount, currency: "EUR", note: NOTE }]
-const Account = Aggregate.make({ events: MoneyDeposited, initialState, evolve, decide })
-
-const rawUlid = monotonicFactory()
-const rawHandle = async (sdk: DynamoDBClient, table: string, streamId: string, amount: number, metadata: EventStore.EventMetadata) => {
-  let state = initialState
-  let version = 0
-  let startKey: Record<string, AttributeValue> | undefined
-  do {
-    const r: QueryCommandOutput = await sdk.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "s = :s",
-        ExpressionAttributeValues: { ":s": { S: streamId } },
-        ConsistentRead: true,
-        ReturnConsumedCapacity: "TOTAL",
-        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-      })
-    )
-    for (const item of r.Items ?? []) {
-      state = evolve(state, JSON.parse(item.d!.S!) as MoneyDeposited)
-      version = Number(item.v!.N)
-    }
-    startKey = r.LastEvaluatedKey
-  } while (startKey !== undefined)
-  const [event] = decide({ amount }, state)
-  const now = Date.now()
-  await sdk.send(
-    new PutItemCommand({
-      TableName: table,
-      Item: {
-        s: { S: streamId },
-        v: { N: String(version + 1) },
-        i: { S: rawUlid(now) },
-        y: { S: event!._tag },
-        d: { S: JSON.stringify(event) },
-        t: { N: String(now) },
-        m: { S: JSON.stringify(metadata) }
-      },
-      ConditionExpression: "attribute_not_exists(v)",
-      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      ReturnConsumedCapacity: "TOTAL"
-    })
-  )
-  return version + 1
-}
-
 const main = async () => {
-  // Next to this file, or in the repository when this runs as a bundle (for readable profiles).
-  const fake = new URL("./fake-dynamodb.ts", import.meta.url).pathname
-  const child = ChildProcess.fork(Fs.existsSync(fake) ? fake : "bench/cpu/fake-dynamodb.ts", [], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"]
-  })
-  const port = await new Promise<number>((resolve) => child.once("message", (m: { port: number }) => resolve(m.port)))
-  const sdk = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: "us-east-1",
-    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
-    maxAttempts: 1,
-    ...(inProcess ? { requestHandler: inProcessHandler as never } : {})
-  })
+  const { sdk, stop } = await startFake(inProcess)
   const table = "bench"
   const context = await Effect.runPromise(
     Effect.scoped(
@@ -120,14 +41,14 @@ const main = async () => {
       Effect.gen(function*() {
         for (let k = 0; k < n; k++) {
           const i = seq++
-          yield* Account.handle(streamId, { amount: 1 + (i % 999) }, { metadata: { correlationId: `corr-${i}` } })
+          yield* Account.handle(streamId, { amount: amountOf(i) }, { metadata: metadataFor(i) })
         }
       }).pipe(Effect.provide(context))
     )
   const raw = async (streamId: string, n: number) => {
     for (let k = 0; k < n; k++) {
       const i = seq++
-      await rawHandle(sdk, table, streamId, 1 + (i % 999), { correlationId: `corr-${i}` })
+      await rawHandle(sdk, table, streamId, { amount: amountOf(i) }, metadataFor(i))
     }
   }
   const sides = { ours, raw }
@@ -168,8 +89,7 @@ const main = async () => {
         `  wall ratio ${(wall.raw / wall.ours).toFixed(2)}`
     )
   }
-  sdk.destroy()
-  child.disconnect()
+  stop()
 }
 
 main().catch((e) => {

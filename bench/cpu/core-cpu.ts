@@ -6,31 +6,13 @@
  *
  *   npx tsx bench/cpu/core-cpu.ts [sizes=20,100,200] [rounds=30]
  */
-import { Aggregate, EventStore } from "@dynamo-es/core"
-import { Context, Effect, Schema } from "effect"
+import { EventStore } from "@dynamo-es/core"
+import { Context, Effect } from "effect"
+import { Account, amountOf, decide, EVENT_TYPE, evolve, initialState, metadataFor, NOTE } from "../account.js"
 
 const sizes = (process.argv[2] ?? "20,100,200").split(",").map(Number)
 const rounds = Number(process.argv[3] ?? 30)
 const PER_ROUND = 200
-
-const EVENT_TYPE = "MoneyDeposited"
-const MoneyDeposited = Schema.TaggedStruct(EVENT_TYPE, {
-  accountId: Schema.String,
-  amount: Schema.Finite,
-  currency: Schema.String,
-  note: Schema.String
-})
-type MoneyDeposited = typeof MoneyDeposited.Type
-interface State {
-  readonly balance: number
-  readonly deposits: number
-}
-const initialState: State = { balance: 0, deposits: 0 }
-const evolve = (s: State, e: MoneyDeposited): State => ({ balance: s.balance + e.amount, deposits: s.deposits + 1 })
-const NOTE = "deposit reference ".padEnd(108, "x")
-const decide = (command: { readonly amount: number }, _state: State): ReadonlyArray<MoneyDeposited> =>
-  [{ _tag: EVENT_TYPE, accountId: "acc-0042", amount: command.amount, currency: "EUR", note: NOTE }]
-const Account = Aggregate.make({ events: MoneyDeposited, initialState, evolve, decide })
 
 const rowsFor = (streamId: string, n: number): Array<EventStore.StoredEvent> =>
   Array.from({ length: n }, (_, i) => ({
@@ -60,7 +42,7 @@ const main = async () => {
       Effect.gen(function*() {
         for (let k = 0; k < n; k++) {
           const i = seq++
-          yield* Account.handle(streamId, { amount: 1 + (i % 999) }, { metadata: { correlationId: `corr-${i}` } })
+          yield* Account.handle(streamId, { amount: amountOf(i) }, { metadata: metadataFor(i) })
         }
       }).pipe(Effect.provide(context))
     )
@@ -70,8 +52,8 @@ const main = async () => {
       const i = seq++
       let state = initialState
       for (const r of (rows.get(streamId) ?? []).map((r) => ({ ...r }))) state = evolve(state, JSON.parse(r.payloadJson as string))
-      const [event] = decide({ amount: 1 + (i % 999) }, state)
-      sink += JSON.stringify(event).length + JSON.stringify({ correlationId: `corr-${i}` }).length
+      const [event] = decide({ amount: amountOf(i) }, state)
+      sink += JSON.stringify(event).length + JSON.stringify(metadataFor(i)).length
       await Promise.resolve()
       await Promise.resolve()
     }

@@ -5,13 +5,11 @@
  * in one page (or the last one for a `Limit: 1` query), `PutItem` succeeds. It stores
  * nothing: every command sees the same N events.
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
-
-const PAYLOAD_BYTES = 200
-const EVENT_TYPE = "MoneyDeposited"
-const noteLength = PAYLOAD_BYTES -
-  JSON.stringify({ _tag: EVENT_TYPE, accountId: "acc-0042", amount: 100_000, currency: "EUR", note: "" }).length
-const NOTE = ("deposit reference " + "x".repeat(PAYLOAD_BYTES)).slice(0, noteLength)
+import { EVENT_TYPE, NOTE } from "../account.js"
 
 const itemJson = (streamId: string, version: number) =>
   JSON.stringify({
@@ -97,4 +95,33 @@ if (process.send !== undefined) {
     process.send?.({ port: address.port })
   })
   process.on("disconnect", () => process.exit(0))
+}
+
+/**
+ * Starts this endpoint in a child process (its CPU is not the caller's) and returns an SDK
+ * client for it (no SDK retries); with `inProcess` the client answers in the caller's
+ * process instead, through {@link inProcessHandler}. `stop` ends both.
+ */
+export const startFake = async (inProcess: boolean) => {
+  // Next to this file, or in the repository when the caller runs as a bundle (for readable profiles).
+  const here = new URL("./fake-dynamodb.ts", import.meta.url).pathname
+  const child = ChildProcess.fork(Fs.existsSync(here) ? here : "bench/cpu/fake-dynamodb.ts", [], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  const port = await new Promise<number>((resolve) => child.once("message", (m: { port: number }) => resolve(m.port)))
+  const sdk = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: "us-east-1",
+    credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
+    maxAttempts: 1,
+    ...(inProcess ? { requestHandler: inProcessHandler as never } : {})
+  })
+  return {
+    sdk,
+    stop: () => {
+      sdk.destroy()
+      child.disconnect()
+    }
+  }
 }

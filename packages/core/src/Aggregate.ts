@@ -28,6 +28,7 @@ import * as EventStore from "./EventStore.js"
 import * as EventStoreInternal from "./internal/eventStore.js"
 import * as Tracing from "./internal/tracing.js"
 import * as TypedCodec from "./internal/typed.js"
+import * as Retry from "./Retry.js"
 import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
@@ -134,28 +135,6 @@ const defaultConflictRetry: Schedule.Schedule<unknown, ConflictError> = Schedule
   Schedule.jittered,
   Schedule.upTo({ times: 10 })
 )
-
-/**
- * `Effect.retry(attempt, { schedule, while })` once `attempt` has already failed with
- * `first`: the schedule sees `first`, waits, and runs `attempt` again, exactly as if the
- * first attempt had run inside `Effect.retry`, which then costs nothing when it succeeds.
- */
-const retryAfter = <A, E, R>(
-  first: E,
-  attempt: Effect.Effect<A, E, R>,
-  schedule: Schedule.Schedule<unknown, unknown>,
-  retryable: (e: E) => boolean
-): Effect.Effect<A, E, R> => {
-  let replayed = false
-  return Effect.retry(
-    Effect.suspend(() => {
-      if (replayed) return attempt
-      replayed = true
-      return Effect.fail(first)
-    }),
-    { schedule: schedule as Schedule.Schedule<unknown, E>, while: retryable }
-  )
-}
 
 /**
  * Defines an aggregate.
@@ -322,11 +301,9 @@ export const make = <State, Event extends { readonly _tag: string }, EventEncode
   const isConflict = (e: unknown) => Predicate.isTagged(e, "ConflictError")
 
   const handle: Aggregate<State, Event, Command, E>["handle"] = (streamId, command, options) => {
-    const once = attempt(streamId, command, options?.metadata)
     return Tracing.withSpan(
-      // The retry machinery (a schedule driver) is built only after a first ConflictError:
-      // `retryAfter` is `Effect.retry(once, ...)` from that failure on.
-      Effect.catch(once, (first) => isConflict(first) ? retryAfter(first, once, conflictRetry, isConflict) : Effect.fail(first)),
+      // The retry machinery (a schedule driver) is built only after a first ConflictError.
+      Retry.afterFailure(attempt(streamId, command, options?.metadata), { schedule: conflictRetry, while: isConflict }),
       "Aggregate.handle",
       () => ({ streamId })
     )

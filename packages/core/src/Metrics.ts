@@ -123,7 +123,8 @@ const histogram = (name: string, description: string): Metric.Histogram<number> 
 
 /**
  * How long a request took, in milliseconds, from its first attempt to its outcome (retries
- * and their backoff included): the duration of its `DynamoDB.<Command>` span.
+ * and their backoff included): from the start of its first `DynamoDB.<Command>` span (one
+ * per attempt) to the end of its last.
  * Attributes: `command`, `table`.
  *
  * @since 0.2.0

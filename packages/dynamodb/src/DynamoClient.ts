@@ -12,20 +12,33 @@
  *   transaction conflicts) are retried with the client's `retrySchedule` before they
  *   reach you; condition failures are never retried.
  *
- * It is also the one place where requests are observed: each call is a span
- * `DynamoDB.<Command>` (kind `client`, a child of the current span, e.g. `EventStore.append`)
- * with `db.system`, `db.operation`, `aws.dynamodb.table_names`, `dynamo_es.attempts` and the
- * capacity the response reports (`dynamo_es.consumed_read_units` / `_write_units`), and it
- * records the request metrics of `Metrics` from `@dynamo-es/core` (requests, consumed
- * RCU/WCU, retries, throttles, duration) with a few map lookups. Without a tracer (Effect's
- * native one, which exports nothing) no span is made: nothing could observe it.
+ * It is also the one place where requests are observed: each attempt of a request is a
+ * span `DynamoDB.<Command>` (kind `client`, a child of the current span, e.g.
+ * `EventStore.append`) with `db.system`, `db.operation` (the command),
+ * `aws.dynamodb.table_names`, `dynamo_es.attempt` (1 for the first, 2 for the first retry,
+ * ...), the capacity the response reports (`dynamo_es.consumed_read_units` /
+ * `_write_units`) or, for a failed attempt, `error.type`; a retried request is several
+ * spans, with the backoff between them. It records the request metrics of `Metrics` from
+ * `@dynamo-es/core` (requests, consumed RCU/WCU, retries, throttles, duration) with a few
+ * map lookups. Without a tracer (Effect's native one, which exports nothing) no span is
+ * made: nothing could observe it.
  *
  * @since 0.1.0
  */
-import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import type { AttributeValue, CancellationReason } from "@aws-sdk/client-dynamodb"
-import { Errors, Metrics } from "@dynamo-es/core"
-import { Config, Context, Effect, type Exit, Layer, type Metric, Option, Predicate, Redacted, Schedule, Schema, SchemaIssue, Tracer } from "effect"
+import { Errors, Metrics, Retry } from "@dynamo-es/core"
+import { Config, Context, Effect, Layer, type Metric, Predicate, Schedule, Schema, Tracer } from "effect"
+import { type DynamoClientOptions, envConfig, requireRegion, sdkClientConfig } from "./internal/clientConfig.js"
+
+export {
+  /** @since 0.1.0 */
+  type DynamoClientOptions,
+  /** @since 0.2.0 */
+  envConfig,
+  /** @since 0.2.0 */
+  localDefaults
+} from "./internal/clientConfig.js"
 
 /**
  * A conditional write found its condition false. `item` is the item as it was, when the
@@ -74,45 +87,6 @@ export interface DynamoClientShape {
     resource: string | undefined,
     send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>
   ) => Effect.Effect<A, Errors.StorageError | ConditionFailed | TransactionCanceled>
-}
-
-/**
- * Options of the DynamoDB client. Everything is optional: without options the SDK's
- * own resolution applies (AWS_REGION, AWS_PROFILE, instance roles, ...).
- *
- * @since 0.1.0
- * @category models
- */
-export interface DynamoClientOptions {
-  /** e.g. `http://127.0.0.1:8000` for DynamoDB Local. Leave unset for AWS. */
-  readonly endpoint?: string | undefined
-  readonly region?: string | undefined
-  readonly credentials?: {
-    readonly accessKeyId: string
-    readonly secretAccessKey: string | Redacted.Redacted<string>
-    readonly sessionToken?: string | Redacted.Redacted<string> | undefined
-  } | undefined
-  /**
-   * Retry policy for retryable failures (throttling, 5xx, network errors, transaction
-   * conflicts). Default: exponential from 50 ms, jittered, at most 8 retries.
-   * The SDK's own retries are switched off so that this is the only policy in force.
-   */
-  readonly retrySchedule?: Schedule.Schedule<unknown, Errors.StorageError> | undefined
-  /**
-   * A ready SDK client (e.g. with your own middleware). Overrides endpoint/region/credentials.
-   *
-   * It must not retry by itself: create it with `maxAttempts: 1` (the SDK retries by
-   * default: 4 attempts for DynamoDB in current SDK versions, 3 in older ones).
-   * `retrySchedule` is then the only retry policy, as with the client this library builds.
-   * Otherwise every attempt of the schedule would be several SDK attempts (up to 4 x 9 = 36
-   * sends for one call with the defaults), and the SDK's hidden attempts could make a write
-   * that may have been applied look as if it was not (`unknownOutcome`). So a client that
-   * retries by itself (its retry strategy's or its `maxAttempts` above 1) is refused:
-   * building the layer (or {@link make}) dies with an error that says what to do.
-   */
-  readonly client?: DynamoDBClient | undefined
-  /** Extra SDK configuration, merged last. `maxAttempts` above 1 is refused (see `client`). */
-  readonly sdkConfig?: DynamoDBClientConfig | undefined
 }
 
 /**
@@ -255,8 +229,6 @@ export const unconditional = <A, E, R>(
     (e) => Effect.die(e)
   ) as Effect.Effect<A, Exclude<E, ConditionFailed | TransactionCanceled>, R>
 
-const reveal = (s: string | Redacted.Redacted<string>): string => (typeof s === "string" ? s : Redacted.value(s))
-
 /**
  * How many times the SDK client sends one request by itself: its retry strategy's
  * `maxAttempts` (the SDK's standard and adaptive strategies), else its `maxAttempts`
@@ -341,23 +313,21 @@ interface Capacity {
 }
 
 /**
- * Records the capacity a successful response reports (`ConsumedCapacity`: one object, or
- * one per table for batches and transactions) by table, and puts the totals on the span.
+ * The capacity a successful response reports (`ConsumedCapacity`: one object, or one per
+ * table for batches and transactions), summed; `record` (when given) gets it by table.
  * With `ReturnConsumedCapacity: "TOTAL"` DynamoDB may report only `CapacityUnits`: the
  * units of a write command are then WCU, of any other command RCU. A failed request
  * reports none (a failed condition still costs DynamoDB's minimum, uncounted here).
  */
-const recordOutcome = (
-  exit: Exit.Exit<unknown, unknown>,
+const consumedCapacity = (
+  response: unknown,
   write: boolean,
   resource: string | undefined,
-  span: Tracer.Span | undefined,
-  context: Context.Context<never>
-): void => {
-  if (exit._tag !== "Success") return
-  const consumed = (exit.value as { readonly ConsumedCapacity?: Capacity | ReadonlyArray<Capacity> } | undefined)
+  record?: (table: string, rcu: number, wcu: number) => void
+): { readonly read: number; readonly written: number } | undefined => {
+  const consumed = (response as { readonly ConsumedCapacity?: Capacity | ReadonlyArray<Capacity> } | undefined)
     ?.ConsumedCapacity
-  if (consumed === undefined || consumed === null) return
+  if (consumed === undefined || consumed === null) return undefined
   let read = 0
   let written = 0
   const add = (c: Capacity) => {
@@ -366,20 +336,13 @@ const recordOutcome = (
     const total = c.CapacityUnits ?? (r ?? 0) + (w ?? 0)
     const rcu = Math.max(0, r ?? (w !== undefined ? total - w : write ? 0 : total))
     const wcu = Math.max(0, w ?? (r !== undefined ? total - r : write ? total : 0))
-    if (rcu > 0 || wcu > 0) {
-      const units = unitsFor(c.TableName ?? resource ?? "")
-      if (rcu > 0) units.read.updateUnsafe(rcu, context)
-      if (wcu > 0) units.write.updateUnsafe(wcu, context)
-    }
+    if (record !== undefined && (rcu > 0 || wcu > 0)) record(c.TableName ?? resource ?? "", rcu, wcu)
     read += rcu
     written += wcu
   }
   if (Array.isArray(consumed)) for (const c of consumed as ReadonlyArray<Capacity>) add(c)
   else add(consumed as Capacity)
-  if (span !== undefined) {
-    span.attribute("dynamo_es.consumed_read_units", read)
-    span.attribute("dynamo_es.consumed_write_units", written)
-  }
+  return { read, written }
 }
 
 /**
@@ -395,26 +358,16 @@ export const make = (options: DynamoClientOptions = {}) =>
   Effect.gen(function*() {
     const sdk = options.client ?? (yield* Effect.acquireRelease(
       Effect.sync(() =>
-        new DynamoDBClient({
-          maxAttempts: 1,
-          ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
-          ...(options.region !== undefined ? { region: options.region } : {}),
-          ...(options.credentials !== undefined
-            ? {
-              credentials: {
-                accessKeyId: options.credentials.accessKeyId,
-                secretAccessKey: reveal(options.credentials.secretAccessKey),
-                ...(options.credentials.sessionToken !== undefined
-                  ? { sessionToken: reveal(options.credentials.sessionToken) }
-                  : {})
-              }
-            }
-            : {}),
-          ...options.sdkConfig
-        })
+        new DynamoDBClient(sdkClientConfig(options))
       ),
       (client) => Effect.sync(() => client.destroy())
     ))
+    // The SDK's default logger discards everything, yet its logging middleware first copies
+    // every input and response, field by field, to mask sensitive ones: for a Query page of
+    // 200 events that is about as much CPU as the rest of the SDK's work (measured in
+    // bench/cpu/command-cpu.ts: 1.7 -> 0.9 ms per command). Our own client without a logger
+    // of yours skips that copy; a client you pass in is left as it is.
+    if (options.client === undefined && options.sdkConfig?.logger === undefined) sdk.middlewareStack.remove("loggerMiddleware")
     // One retry policy only: ours. A client that retries by itself would multiply attempts
     // and hide attempts that may have been applied (unknownOutcome).
     const sdkAttempts = yield* Effect.promise(() => sdkMaxAttempts(sdk))
@@ -433,26 +386,10 @@ export const make = (options: DynamoClientOptions = {}) =>
     type Failure = Errors.StorageError | ConditionFailed | TransactionCanceled
     const isRetryable = (e: Failure) => e._tag === "StorageError" && e.isRetryable
     /**
-     * The attempts after a first one that failed with `first`: exactly `Effect.retry(attempt,
-     * ...)` had the first attempt run inside it (the schedule sees `first`, waits, then runs
-     * `attempt` again), but the retry machinery (a schedule driver per call) is built only
-     * when a request fails, not on every request.
-     */
-    const retryAfter = <A>(first: Failure, attempt: Effect.Effect<A, Failure>): Effect.Effect<A, Failure> => {
-      let replayed = false
-      return Effect.retry(
-        Effect.suspend(() => {
-          if (replayed) return attempt
-          replayed = true
-          return Effect.fail(first)
-        }),
-        { schedule: schedule as Schedule.Schedule<unknown, Failure>, while: isRetryable }
-      )
-    }
-
-    /**
-     * One call: the attempts under the retry schedule, the metrics, and the span's
-     * attributes (`span` is undefined when no tracer is installed).
+     * One call: the attempts under the retry schedule and the metrics; with `traced`, each
+     * attempt is a span of its own (a child of the current span, i.e. of the public
+     * operation), so that a throttled attempt, the backoff after it and the retry show as
+     * what they are.
      */
     const run = <A>(
       instruments: Instruments,
@@ -460,12 +397,11 @@ export const make = (options: DynamoClientOptions = {}) =>
       resource: string | undefined,
       send: (client: DynamoDBClient, abortSignal: AbortSignal) => Promise<A>,
       context: Context.Context<never>,
-      span: Tracer.Span | undefined
+      traced: boolean
     ): Effect.Effect<A, Failure> => {
       const write = writes.has(operation)
       const started = performance.now()
       let attempts = 0
-      let throttledAttempts = 0
       let lastError = ""
       // A write: remember whether any attempt may have been applied, so that the error
       // finally returned says so even when the last attempt was, say, throttled.
@@ -475,7 +411,7 @@ export const make = (options: DynamoClientOptions = {}) =>
         instruments.requests.updateUnsafe(1, context)
         if (attempts > 1) instruments.retries.updateUnsafe(1, context)
       }
-      const attempt = Effect.tryPromise({
+      const sent = Effect.tryPromise({
         // Effect creates an AbortController only for a function that takes the signal:
         // callers that ignore it (writes) do not pay for one.
         try: send.length >= 2
@@ -497,15 +433,34 @@ export const make = (options: DynamoClientOptions = {}) =>
             ? classifyCancellation(operation, resource, error as Error)
             : classify(operation, resource, error)
           if (classified._tag === "StorageError") {
-            if (classified.reason === "Throttled") {
-              throttledAttempts++
-              instruments.throttles.updateUnsafe(1, context)
-            }
+            if (classified.reason === "Throttled") instruments.throttles.updateUnsafe(1, context)
             if (write && mayHaveApplied(operation, classified, name)) unknownOutcome = true
           }
           return classified
         }
       })
+      const attempt: Effect.Effect<A, Failure> = !traced ? sent : Effect.suspend(() =>
+        Effect.useSpan(
+          instruments.spanName,
+          {
+            ...instruments.spanOptions,
+            attributes: { ...instruments.spanOptions.attributes, "dynamo_es.attempt": attempts + 1 }
+          },
+          (span) =>
+            Effect.onExit(sent, (exit) => {
+              if (exit._tag === "Success") {
+                const units = consumedCapacity(exit.value, write, resource)
+                if (units !== undefined) {
+                  span.attribute("dynamo_es.consumed_read_units", units.read)
+                  span.attribute("dynamo_es.consumed_write_units", units.written)
+                }
+              } else if (lastError !== "") {
+                span.attribute("error.type", lastError)
+              }
+              return Effect.void
+            })
+        )
+      )
       // A write: the error finally returned says so when any attempt may have been applied.
       const outcomeOf = (e: Failure): Failure =>
         e._tag === "StorageError" && unknownOutcome && e.unknownOutcome !== true
@@ -518,35 +473,35 @@ export const make = (options: DynamoClientOptions = {}) =>
             cause: e.cause
           })
           : e
-      const retried = Effect.catch(attempt, (first): Effect.Effect<A, Failure> => {
-        const retriedOrFailed = isRetryable(first) ? retryAfter(first, attempt) : Effect.fail(first)
-        return write ? Effect.mapError(retriedOrFailed, outcomeOf) : retriedOrFailed
-      })
+      // The retry machinery (a schedule driver) is built only after a failed attempt.
+      const retrying = Retry.afterFailure(attempt, { schedule: schedule as Schedule.Schedule<unknown, Failure>, while: isRetryable })
+      const retried = write ? Effect.mapError(retrying, outcomeOf) : retrying
       return Effect.onExit(retried, (exit) => {
         instruments.duration.updateUnsafe(performance.now() - started, context)
-        recordOutcome(exit, write, resource, span, context)
-        if (span !== undefined) {
-          span.attribute("dynamo_es.attempts", attempts)
-          if (throttledAttempts > 0) span.attribute("dynamo_es.throttled_attempts", throttledAttempts)
-          if (exit._tag === "Failure" && lastError !== "") span.attribute("error.type", lastError)
+        if (exit._tag === "Success") {
+          consumedCapacity(exit.value, write, resource, (table, rcu, wcu) => {
+            const units = unitsFor(table)
+            if (rcu > 0) units.read.updateUnsafe(rcu, context)
+            if (wcu > 0) units.write.updateUnsafe(wcu, context)
+          })
         }
         return Effect.void
       })
     }
 
     const call: DynamoClientShape["call"] = (operation, resource, send) =>
-      Effect.withFiber((fiber) => {
-        const instruments = instrumentsFor(operation, resource)
-        // Without a tracer (Effect's native one: nothing exports spans) the span could not
-        // be observed: skip it, it is most of what observing a request costs.
-        return fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-          ? run(instruments, operation, resource, send, fiber.context, undefined)
-          : Effect.useSpan(
-            instruments.spanName,
-            instruments.spanOptions,
-            (span) => run(instruments, operation, resource, send, fiber.context, span)
-          )
-      })
+      Effect.withFiber((fiber) =>
+        // Without a tracer (Effect's native one: nothing exports spans) the spans could not
+        // be observed: skip them, they are most of what observing a request costs.
+        run(
+          instrumentsFor(operation, resource),
+          operation,
+          resource,
+          send,
+          fiber.context,
+          fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+        )
+      )
 
     return DynamoClient.of({ sdk, call })
   })
@@ -566,115 +521,6 @@ export class DynamoClient extends Context.Service<DynamoClient, DynamoClientShap
  * @category layers
  */
 export const layer = (options: DynamoClientOptions = {}): Layer.Layer<DynamoClient> => Layer.effect(DynamoClient, make(options))
-
-/**
- * The region and credentials that stand in for unset `AWS_REGION`, `AWS_ACCESS_KEY_ID` and
- * `AWS_SECRET_ACCESS_KEY` when `DYNAMODB_ENDPOINT` is set (see {@link envConfig}): the same
- * values as `@dynamo-es/dynamodb-local`, so every entry point (your service, the `dynamo-es`
- * command, the examples, the tests) sees the same local database.
- *
- * @since 0.2.0
- * @category models
- */
-export const localDefaults = { region: "us-east-1", accessKeyId: "dynamoes", secretAccessKey: "local" } as const
-
-/** A `ConfigError` about one variable, with a message that says what to do. */
-const configError = (name: string, message: string): Config.ConfigError =>
-  new Config.ConfigError(new Schema.SchemaError(new SchemaIssue.Pointer([name], new SchemaIssue.InvalidValue({ message }))))
-
-const endpointConfig: Config.Config<Option.Option<string>> = Config.option(Config.String("DYNAMODB_ENDPOINT")).pipe(
-  Config.mapEffect((value): Effect.Effect<Option.Option<string>, Config.ConfigError> => {
-    const endpoint = Option.filter(Option.map(value, (e) => e.trim()), (e) => e.length > 0)
-    if (Option.isNone(endpoint)) return Effect.succeed(endpoint)
-    const url = URL.parse(endpoint.value)
-    return url !== null && (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-      ? Effect.succeed(endpoint)
-      : Effect.fail(configError(
-        "DYNAMODB_ENDPOINT",
-        `DYNAMODB_ENDPOINT must be an http(s) URL such as http://localhost:8000, got ${JSON.stringify(endpoint.value)}`
-      ))
-  })
-)
-
-/**
- * The configuration {@link layerConfig} reads when called without one, through the current
- * `ConfigProvider` (environment variables unless you provide another). One rule, the same for
- * every entry point (`layerConfig()`, the `dynamo-es` command, `@dynamo-es/dynamodb-local`):
- *
- * - `DYNAMODB_ENDPOINT` set (an `http(s)` URL, any host: `http://localhost:8000`,
- *   `http://dynamodb-local:8000` in Docker Compose, ...): a DynamoDB of your own, usually
- *   DynamoDB Local. `AWS_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are
- *   optional; each one unset takes its value from {@link localDefaults}.
- * - `DYNAMODB_ENDPOINT` unset: AWS itself. `AWS_REGION` names the region (else the region of
- *   your AWS profile; with neither, {@link layerConfig} fails with a `ConfigError` naming
- *   `AWS_REGION`). `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (plus `AWS_SESSION_TOKEN`)
- *   go together; both unset means the SDK's credential chain (profiles, SSO, instance and
- *   task roles).
- *
- * A malformed endpoint, or one key without the other, is a `ConfigError` naming the variable.
- * Gotcha: an endpoint on AWS itself (e.g. a VPC endpoint) with role credentials is not this
- * rule's case (it would get the local keys): pass your own `Config` to {@link layerConfig}.
- *
- * @since 0.2.0
- * @category config
- */
-export const envConfig: Config.Config<DynamoClientOptions> = Config.all({
-  endpoint: endpointConfig,
-  region: Config.option(Config.String("AWS_REGION")),
-  accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
-  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY")),
-  sessionToken: Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
-}).pipe(
-  Config.mapEffect((env): Effect.Effect<DynamoClientOptions, Config.ConfigError> => {
-    const sessionToken = Option.getOrUndefined(env.sessionToken)
-    if (Option.isSome(env.endpoint)) {
-      return Effect.succeed({
-        endpoint: env.endpoint.value,
-        region: Option.getOrElse(env.region, () => localDefaults.region),
-        credentials: {
-          accessKeyId: Option.getOrElse(env.accessKeyId, () => localDefaults.accessKeyId),
-          secretAccessKey: Option.getOrElse(env.secretAccessKey, () => localDefaults.secretAccessKey),
-          ...(sessionToken !== undefined ? { sessionToken } : {})
-        }
-      })
-    }
-    if (Option.isSome(env.accessKeyId) !== Option.isSome(env.secretAccessKey)) {
-      const [missing, present] = Option.isSome(env.accessKeyId)
-        ? ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]
-        : ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-      return Effect.fail(configError(
-        missing,
-        `${missing} is not set but ${present} is: set both, or neither to use the AWS SDK's credential chain (profiles, SSO, roles)`
-      ))
-    }
-    return Effect.succeed({
-      endpoint: undefined,
-      region: Option.getOrUndefined(env.region),
-      credentials: Option.isSome(env.accessKeyId) && Option.isSome(env.secretAccessKey)
-        ? {
-          accessKeyId: env.accessKeyId.value,
-          secretAccessKey: env.secretAccessKey.value,
-          ...(sessionToken !== undefined ? { sessionToken } : {})
-        }
-        : undefined
-    })
-  })
-)
-
-/**
- * The SDK client's region, or a `ConfigError` naming `AWS_REGION`: without one, every request
- * would fail with the SDK's `Region is missing`.
- */
-const requireRegion = (sdk: DynamoDBClient): Effect.Effect<void, Config.ConfigError> =>
-  Effect.tryPromise({
-    try: () => sdk.config.region(),
-    catch: () =>
-      configError(
-        "AWS_REGION",
-        "no AWS region: set AWS_REGION (e.g. AWS_REGION=eu-west-1) or a region in your AWS profile, " +
-          "or set DYNAMODB_ENDPOINT (e.g. http://localhost:8000) for DynamoDB Local"
-      )
-  })
 
 /**
  * {@link layer} with its options read through Effect `Config`, as Effect's own drivers take

@@ -3,14 +3,14 @@
  * operation's span, and the metrics of `Metrics` (core) say what it cost. Each test runs
  * with a fresh `Metric.MetricRegistry`, so its counts are exact whatever else runs.
  */
-import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { DynamoDBClient, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
-import { Aggregate, EventStore, Metrics } from "@dynamo-es/core"
+import { Aggregate, EventStore, Metrics, ReadModel } from "@dynamo-es/core"
 import { Accounts, streamId, TestEvent } from "@dynamo-es/core/testing/EventStoreConformance"
 import { failure } from "@dynamo-es/core/testing/utils"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { Effect, Exit, Layer, Metric, Option, Schedule, Stream, Tracer } from "effect"
-import { DynamoClient, DynamoEventStore, Tables } from "../src/index.js"
+import { Context, Effect, Exit, Layer, Metric, Option, Schedule, Schema, Stream, Tracer } from "effect"
+import { DynamoClient, DynamoEventStore, DynamoReadModelStore, Tables } from "../src/index.js"
 import { instrumentedClient, sdkError } from "./helpers.js"
 
 const local = DynamoDBLocal.layer()
@@ -188,7 +188,7 @@ describe("Observability", { timeout: 120_000 }, () => {
   })
 
   describe("spans", () => {
-    it.live("each request is a client span under the event store operation's span, with command, table, capacity and attempts", () => {
+    it.live("each request is a client span under the event store operation's span, with command, table, capacity and attempt", () => {
       const { named, tracer } = collectingTracer()
       return observed(({ tableName }) =>
         Effect.gen(function*() {
@@ -217,7 +217,7 @@ describe("Observability", { timeout: 120_000 }, () => {
             assert.strictEqual(request.status._tag, "Ended")
             assert.strictEqual(request.attributes.get("db.system"), "dynamodb")
             assert.deepStrictEqual(request.attributes.get("aws.dynamodb.table_names"), [tableName])
-            assert.strictEqual(request.attributes.get("dynamo_es.attempts"), 1)
+            assert.strictEqual(request.attributes.get("dynamo_es.attempt"), 1)
           }
           assert.strictEqual(query!.attributes.get("db.operation"), "Query")
           assert.strictEqual(query!.attributes.get("dynamo_es.consumed_read_units"), 1)
@@ -292,6 +292,38 @@ describe("Observability", { timeout: 120_000 }, () => {
         }), tracer)
     })
 
+    it.live("ReadModel.findAll is a span covering the whole stream, with its Query under it", () => {
+      const { named, tracer } = collectingTracer()
+      const Thing = Schema.Struct({ id: Schema.String, n: Schema.Number })
+      return observed(() =>
+        Effect.scoped(Effect.gen(function*() {
+          const tableName = Fixtures.uniqueTableName("observedrm")
+          yield* Fixtures.scopedTable(Tables.readModelsTable(tableName))
+          const store = yield* DynamoReadModelStore.make({ tableName })
+          const things = yield* ReadModel.repository("things", Thing).pipe(Effect.provideService(ReadModel.ReadModelStore, store))
+          yield* things.save({ id: "a", n: 1 })
+          yield* things.save({ id: "b", n: 2 })
+          const before = named("DynamoDB.Query").length
+
+          const all = yield* Stream.runCollect(things.findAll())
+          assert.deepStrictEqual(all.map((t) => t.id), ["a", "b"])
+          const [findAll] = named("ReadModel.findAll")
+          assert.strictEqual(named("ReadModel.findAll").length, 1)
+          assert.strictEqual(findAll!.attributes.get("repository"), "things")
+          assert.strictEqual(findAll!.status._tag, "Ended")
+          const queries = named("DynamoDB.Query").slice(before)
+          assert.strictEqual(queries.length, 1)
+          assert.strictEqual(parentOf(queries[0]!)?.spanId, findAll!.spanId)
+          assert.deepStrictEqual(queries[0]!.attributes.get("aws.dynamodb.table_names"), [tableName])
+
+          // findBy on a field reads the partition under its own span, not a findAll one.
+          assert.deepStrictEqual((yield* things.findBy({ n: 2 })).map((t) => t.id), ["b"])
+          assert.strictEqual(named("ReadModel.findAll").length, 1)
+          const findBy = named("ReadModel.findBy")[0]!
+          assert.strictEqual(parentOf(named("DynamoDB.Query").at(-1)!)?.spanId, findBy.spanId)
+        })), tracer)
+    })
+
     it.live("without a tracer no span is made, and the metrics are recorded all the same", () =>
       observed(({ tableName }) =>
         Effect.gen(function*() {
@@ -312,9 +344,9 @@ describe("Observability", { timeout: 120_000 }, () => {
         })
       ))
 
-    it.live("a retried request is one span that says how many attempts it took; a failed one says why", () => {
+    it.live("a throttled-then-successful request is one span per attempt under the operation's span; a failed one says why", () => {
       const { named, tracer } = collectingTracer()
-      return observed(({ setFault }) =>
+      return observed(({ setFault, tableName }) =>
         Effect.gen(function*() {
           let throttled = 0
           setFault(async (command, _input, proceed) => {
@@ -326,20 +358,82 @@ describe("Observability", { timeout: 120_000 }, () => {
           })
           const id = streamId()
           yield* Accounts.append(id, [deposit(1)], { expectedVersion: "noStream" })
-          const [put] = named("DynamoDB.PutItem")
-          assert.strictEqual(named("DynamoDB.PutItem").length, 1)
-          assert.strictEqual(put!.attributes.get("dynamo_es.attempts"), 3)
-          assert.strictEqual(put!.attributes.get("dynamo_es.throttled_attempts"), 2)
-          assert.strictEqual(put!.attributes.get("dynamo_es.consumed_write_units"), 1)
-          assert.isFalse(put!.attributes.has("error.type"))
+          const append = named("EventStore.append")[0]!
+          const puts = named("DynamoDB.PutItem")
+          assert.deepStrictEqual(puts.map((s) => s.attributes.get("dynamo_es.attempt")), [1, 2, 3])
+          for (const put of puts) {
+            assert.strictEqual(parentOf(put)?.spanId, append.spanId, "every attempt is a child of EventStore.append")
+            assert.strictEqual(put.kind, "client")
+            assert.strictEqual(put.attributes.get("db.operation"), "PutItem")
+            assert.deepStrictEqual(put.attributes.get("aws.dynamodb.table_names"), [tableName])
+            assert.strictEqual(put.status._tag, "Ended")
+          }
+          const [first, second, third] = puts
+          for (const failed of [first!, second!]) {
+            assert.strictEqual(failed.attributes.get("error.type"), "ProvisionedThroughputExceededException")
+            assert.isTrue(failed.status._tag === "Ended" && Exit.isFailure(failed.status.exit))
+            assert.isFalse(failed.attributes.has("dynamo_es.consumed_write_units"), "a throttled attempt reports no capacity")
+          }
+          assert.isFalse(third!.attributes.has("error.type"))
+          assert.isTrue(third!.status._tag === "Ended" && Exit.isSuccess(third!.status.exit))
+          assert.strictEqual(third!.attributes.get("dynamo_es.consumed_write_units"), 1)
+          assert.strictEqual(third!.attributes.get("dynamo_es.consumed_read_units"), 0)
+          // The attempts follow each other: each one starts after the previous one ended (the backoff is between them).
+          for (let i = 1; i < puts.length; i++) {
+            const previous = puts[i - 1]!.status
+            assert.isTrue(previous._tag === "Ended" && previous.endTime <= puts[i]!.status.startTime)
+          }
+          assert.isTrue(append.status._tag === "Ended" && Exit.isSuccess(append.status.exit))
 
-          // A conditional write that finds the version taken: the span ends failed, with the cause.
+          // A conditional write that finds the version taken: one attempt, its span ends failed, with the cause.
           yield* Effect.exit(Accounts.append(id, [deposit(2)], { expectedVersion: 0 }))
-          const taken = named("DynamoDB.PutItem")[1]!
+          const taken = named("DynamoDB.PutItem")[3]!
+          assert.strictEqual(named("DynamoDB.PutItem").length, 4, "a failed condition is never retried")
+          assert.strictEqual(taken.attributes.get("dynamo_es.attempt"), 1)
           assert.strictEqual(taken.attributes.get("error.type"), "ConditionalCheckFailedException")
           assert.isTrue(taken.status._tag === "Ended" && Exit.isFailure(taken.status.exit))
         }), tracer)
     })
+  })
+
+  describe("the SDK client's logger", () => {
+    it.live("the client the layer builds skips the SDK's no-op logging; a logger of yours still gets every response", () =>
+      Effect.gen(function*() {
+        const clientOf = (options: Parameters<typeof Fixtures.layerClientFor>[0]) =>
+          Layer.build(Fixtures.layerClientFor(options)).pipe(Effect.map(Context.get(DynamoClient.DynamoClient)))
+        const logged: Array<{ readonly commandName?: string; readonly output?: { readonly TableNames?: unknown } }> = []
+        const logger = {
+          trace: () => {},
+          debug: () => {},
+          info: (entry: (typeof logged)[number]) => void logged.push(entry),
+          warn: () => {},
+          error: () => {}
+        }
+        const middlewareOf = (client: DynamoClient.DynamoClientShape) =>
+          client.sdk.middlewareStack.identify().map((m) => m.split(" ")[0])
+
+        const own = yield* clientOf({})
+        assert.notInclude(middlewareOf(own), "loggerMiddleware")
+        // Requests work as before without it.
+        const tables = yield* DynamoClient.unconditional(own.call("ListTables", undefined, (c) => c.send(new ListTablesCommand({ Limit: 1 }))))
+        assert.isArray(tables.TableNames)
+
+        const withLogger = yield* clientOf({ sdkConfig: { logger } })
+        assert.include(middlewareOf(withLogger), "loggerMiddleware")
+        yield* DynamoClient.unconditional(withLogger.call("ListTables", undefined, (c) => c.send(new ListTablesCommand({ Limit: 1 }))))
+        assert.strictEqual(logged.length, 1)
+        assert.strictEqual(logged[0]!.commandName, "ListTablesCommand")
+        assert.isArray(logged[0]!.output?.TableNames)
+      }).pipe(Effect.scoped, Effect.provide(local), Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.live("a client you pass in is left as it is", () =>
+      Effect.gen(function*() {
+        const connection = yield* DynamoDBLocal.DynamoDBLocal
+        const sdk = new DynamoDBClient(Fixtures.sdkConfig(connection))
+        yield* Layer.build(DynamoClient.layer({ client: sdk }))
+        assert.include(sdk.middlewareStack.identify().map((m) => m.split(" ")[0]), "loggerMiddleware")
+        sdk.destroy()
+      }).pipe(Effect.scoped, Effect.provide(local)))
   })
 
   describe("the SDK client's own retries", () => {

@@ -8,6 +8,7 @@ import { Effect, Option, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { NotFoundError } from "../../Errors.js"
 import type { Criteria, Repository, StoredRow } from "./model.js"
+import * as Tracing from "../tracing.js"
 import type { RepositoryContext } from "./context.js"
 import { parseCriteria } from "./criteria.js"
 import { type ReadError, UnresolvedIdsError } from "./errors.js"
@@ -115,16 +116,20 @@ export const makeReads = <A>(ctx: RepositoryContext<A>): Reads<A> => {
         Effect.map((page) => [page.rows, Option.fromUndefinedOr(page.lastEvaluatedId)] as const)
       ))
 
-  const findAll = (): Stream.Stream<A, ReadError> =>
+  const decodedRows = (): Stream.Stream<A, ReadError> =>
     queryRows().pipe(
       Stream.mapArrayEffect((rows) => codec.decodeRows(rows) as unknown as Effect.Effect<NonEmptyReadonlyArray<A>, ReadError>)
     )
+
+  /** A span covering the whole stream, when a tracer is installed (the other reads are `Effect.fn` spans). */
+  const findAll = (): Stream.Stream<A, ReadError> =>
+    Tracing.withStreamSpan(decodedRows(), "ReadModel.findAll", () => ({ repository: name }))
 
   const findBy = Effect.fn("ReadModel.findBy")(function*(criteria: Criteria<A>) {
     const parsed = yield* parseCriteria(criteria)
     if (parsed.empty) return [] as ReadonlyArray<A>
     if (parsed.ids !== undefined) return (yield* lookup(parsed.ids)).filter(parsed.matches)
-    return yield* Stream.runCollect(findAll().pipe(Stream.filter(parsed.matches)))
+    return yield* Stream.runCollect(decodedRows().pipe(Stream.filter(parsed.matches)))
   })
 
   const find = Effect.fn("ReadModel.find")(function*(idInput: string) {
