@@ -193,6 +193,38 @@ describe("DynamoSequencer", () => {
         assertLogShape(logged)
       }))
 
+    it.effect("an entry write whose response was lost is retried: the retry's failed condition is the sequencer's own entry, folded, not indexed again", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "lost", 3, 3)
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
+        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
+        raw.destroy()
+        const tools = instrumentedClient(local)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        // Every entry write is applied by DynamoDB and its first response is lost.
+        const lost = new Set<string>()
+        tools.setFault(async (command, input, proceed) => {
+          const result = await proceed()
+          if (command === "PutItem" && input.Item?.c !== undefined && !lost.has(input.Item.k.S)) {
+            lost.add(input.Item.k.S)
+            throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
+          }
+          return result
+        })
+        const client = DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(3) })
+        const core = yield* DynamoSequencer.makeCore({ ...w, maxEntryEvents: 5 }).pipe(Effect.provide(client))
+        yield* core.load.pipe(Effect.provide(client))
+        yield* core.index(records.slice(0, 12).map((record) => ({ shardId: "s", record }))).pipe(Effect.provide(client))
+        yield* core.index(records.map((record) => ({ shardId: "s", record }))).pipe(Effect.provide(client))
+        assert.ok(lost.size >= 6, `${lost.size} entry writes lost their response`)
+        assert.strictEqual(core.next, records.length + 1)
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, records.length)
+        assertLogShape(logged)
+      }))
+
     it.effect("two sequencers at once (no lease): the log stays dense, every event once", () =>
       Effect.gen(function*() {
         const w = yield* world
