@@ -14,7 +14,8 @@
  *   entries after the position its items were last raised for (`r` in each entry): items are
  *   raised lazily (`streamItemsEvery` entries or `streamItemsInterval`), and the entries since
  *   are kept in memory and read again at start. A hole (`v` above the next version) is
- *   repaired with a consistent `Query` of the events table.
+ *   repaired with a consistent `Query` of the events table (what the table no longer has was
+ *   deleted, by TTL or by hand, and is not in the log either).
  * - The checkpoint (shard -> last sequence number) is in each entry: an entry and its
  *   checkpoint are one item. Redelivered records are dropped by sequence number and by version.
  * - `TrimmedDataAccessException` (the sequencer was down longer than the stream's 24 hours):
@@ -27,7 +28,7 @@
  *
  * @since 0.2.0
  */
-export { type Core, makeCore, SequencerHoleError, type SequencerOptions, type ShardRecord } from "./internal/sequencer/core.js"
+export { type Core, makeCore, type SequencerOptions, type ShardRecord } from "./internal/sequencer/core.js"
 export {
   type BatchResponse,
   eventSourceMapping,

@@ -409,6 +409,31 @@ describe("DynamoSequencer", () => {
         )
       }))
 
+    it.effect("versions deleted by TTL before they were indexed, while later ones exist: a backfill passes them, then the stream adds nothing twice", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* w.store.append("ttl-1", [1, 2, 3, 4].map((n) => ({ type: "T", payload: { n } })), { expectedVersion: 0 })
+        yield* w.store.append("keep-1", [{ type: "T", payload: {} }], { expectedVersion: 0 })
+        // What DynamoDB's TTL does to expired versions 1 and 2: deletes them (a REMOVE in the stream).
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        for (const v of [1, 2]) {
+          yield* Effect.promise(() => raw.send(new DeleteItemCommand({ TableName: w.eventsTable, Key: { s: { S: "ttl-1" }, v: { N: String(v) } } })))
+        }
+        raw.destroy()
+        const core = yield* DynamoSequencer.makeCore(w)
+        yield* core.load
+        yield* DynamoSequencer.repairScan(core)
+        const backfilled = yield* Stream.runCollect(w.log.readAll())
+        assert.deepStrictEqual(backfilled.map(key).sort(), ["keep-1@1", "ttl-1@3", "ttl-1@4"])
+        assertLogShape(backfilled)
+        // The stream still holds the inserts of versions 1 and 2, and then their removals.
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        yield* w.store.append("ttl-1", [{ type: "T", payload: { n: 5 } }], { expectedVersion: 4 })
+        const logged = yield* awaitLog(w.log, 4)
+        assert.deepStrictEqual(logged.map(key).sort(), ["keep-1@1", "ttl-1@3", "ttl-1@4", "ttl-1@5"])
+        assertLogShape(logged)
+      }))
+
     it.effect("after a quiet spell (only removals), a restarted sequencer resumes after them: the checkpoint is saved without an entry", () =>
       Effect.gen(function*() {
         const w = yield* world

@@ -9,7 +9,7 @@
  */
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { EventLog, EventStore } from "@dynamo-es/core"
-import { Duration, Effect, Result, Schema, Stream } from "effect"
+import { Duration, Effect, Result, Stream } from "effect"
 import { unconditional } from "../../DynamoClient.js"
 import {
   type Checkpoint,
@@ -27,23 +27,6 @@ import { fromItem } from "../../DynamoEventStore.js"
 import { decodeRecord, type StreamRecord } from "../../DynamoStreams.js"
 import { queryItems } from "../query.js"
 import { makeStreamItems } from "./streamItems.js"
-
-/**
- * The events table has a hole the sequencer cannot fill: a version missing from the table
- * while a later one exists (the event store never produces this). The sequencer stops
- * rather than skip it.
- *
- * @since 0.2.0
- * @category errors
- */
-export class SequencerHoleError extends Schema.TaggedError<SequencerHoleError>()("SequencerHoleError", {
-  streamId: Schema.String,
-  version: Schema.Int
-}) {
-  override get message(): string {
-    return `The events table has no version ${this.version} of stream "${this.streamId}" although a later version exists: the global log cannot skip it. Restore the event, then restart the sequencer.`
-  }
-}
 
 /**
  * @since 0.2.0
@@ -224,11 +207,17 @@ export const makeCore = (options: SequencerOptions) =>
             const known = pending.get(e.s) ?? (yield* streamItems.indexedVersion(e.s))
             if (e.v <= known) return
             if (e.v > known + 1) {
-              const missing = yield* readRange(e.s, known + 1, e.v - 1)
-              for (let v = known + 1; v < e.v; v++) {
-                const found = missing.find((m) => m.version === v)
-                if (found === undefined) return yield* new SequencerHoleError({ streamId: e.s, version: v })
-                events.push(asEntryEvent(found))
+              // A hole: records not seen yet, or lost. The events table holds every version
+              // that still exists (a version is written only after the one before it
+              // committed, and this Query is consistent), so what it lacks was deleted, by
+              // TTL or by hand: the store no longer has it, and neither does the log.
+              const stored = yield* readRange(e.s, known + 1, e.v - 1)
+              for (const found of stored) events.push(asEntryEvent(found))
+              const deleted = e.v - 1 - known - stored.length
+              if (deleted > 0) {
+                yield* Effect.logWarning(
+                  `DynamoSequencer: ${deleted} of the versions ${known + 1} to ${e.v - 1} of stream "${e.s}" are no longer in the events table (deleted by TTL?): not in the log`
+                )
               }
             }
             events.push(e)
