@@ -24,7 +24,7 @@
  */
 import { type AttributeValue, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
 import { type Errors, EventLog, type EventStore } from "@dynamo-es/core"
-import { Duration, Effect, Layer } from "effect"
+import { Cache, Duration, Effect, Exit, Layer } from "effect"
 import { DynamoClient, unconditional } from "./DynamoClient.js"
 import { fromItem } from "./DynamoEventStore.js"
 import { utf8Length } from "./internal/sizes.js"
@@ -164,6 +164,15 @@ export interface DynamoEventLogOptions {
    * the sequencer and every reader must use the same, and it never changes for a table.
    */
   readonly epochSize?: number | undefined
+  /**
+   * How long one look at the head of the log is shared by every subscription of this reader
+   * at the same position (default: half of `pollInterval`; `0` turns sharing off). Idle
+   * subscriptions poll the head with one `Query` each (0.5 RCU); with sharing, `n`
+   * subscriptions at the head make at most one `Query` per this interval between them, at the
+   * price of up to this much more lag. A read that knows of a later position (from `head`
+   * or another read) never takes a shared look that stops before it.
+   */
+  readonly headCacheTtl?: Duration.Input | undefined
 }
 
 /**
@@ -317,18 +326,60 @@ export const makeLogTable = (options: { readonly logTable: string; readonly even
  * @category constructors
  */
 export const makeStorage = (options: DynamoEventLogOptions): Effect.Effect<EventLog.Storage, never, DynamoClient> =>
-  Effect.map(makeLogTable(options), (t): EventLog.Storage => ({
-    readEntries: (after, cursor, aligned) =>
-      Effect.map(t.readEntries(after, cursor, aligned), ({ entries, next }) => ({
-        entries: entries.map((e) => ({ first: e.first, events: e.events.map(storedOf) })),
-        next
-      })) as Effect.Effect<{ readonly entries: ReadonlyArray<EventLog.StoredEntry>; readonly next: unknown }, Errors.StorageError>,
-    readEvent: t.readEvent,
-    head: Effect.map(t.lastEntry(false), (e) => (e === undefined ? 0 : e.first + e.events.length - 1)),
-    listStreams: t.listStreams,
-    categoryOf: options.categoryOf ?? EventLog.defaultCategory,
-    pollInterval: Duration.fromInputUnsafe(options.pollInterval ?? "500 millis")
-  }))
+  Effect.gen(function*() {
+    const t = yield* makeLogTable(options)
+    const pollInterval = Duration.fromInputUnsafe(options.pollInterval ?? "500 millis")
+    const ttl = options.headCacheTtl === undefined ? Duration.divideUnsafe(pollInterval, 2) : Duration.fromInputUnsafe(options.headCacheTtl)
+
+    /** The furthest position this reader has seen in the log (a read, or `head`). */
+    let known = 0
+    const reach = (after: number, entries: ReadonlyArray<Entry>) => {
+      const last = entries[entries.length - 1]
+      return last === undefined ? after : last.first + last.events.length - 1
+    }
+    const read = (after: number, cursor: unknown, aligned: boolean) =>
+      Effect.map(t.readEntries(after, cursor, aligned), (r) => {
+        known = Math.max(known, reach(after, r.entries))
+        return r
+      })
+
+    // A fresh look from a position (no cursor: what an idle subscription does at the head),
+    // shared for `ttl` by every read from the same position. Entries never change, so a shared
+    // look is a past state of the log, as an eventually consistent read may be: a reader stops
+    // where it ends and looks again later, it never skips.
+    const looks = yield* Cache.makeWith((key: string) => read(Number(key.slice(1)), undefined, key[0] === "a"), {
+      capacity: 256,
+      timeToLive: (exit) => (Exit.isSuccess(exit) ? ttl : Duration.zero)
+    })
+    const look = (after: number, aligned: boolean) =>
+      Effect.gen(function*() {
+        const key = `${aligned ? "a" : "u"}${after}`
+        const shared = yield* Cache.get(looks, key)
+        // Stale for sure: this reader knows of a position past where it ends.
+        if (shared.next !== undefined || reach(after, shared.entries) >= known) return shared
+        yield* Cache.invalidate(looks, key)
+        return yield* Cache.get(looks, key)
+      })
+    const entries = Duration.isZero(ttl) ? read : (after: number, cursor: unknown, aligned: boolean) =>
+      cursor === undefined ? look(after, aligned) : read(after, cursor, aligned)
+
+    return {
+      readEntries: (after, cursor, aligned) =>
+        Effect.map(entries(after, cursor, aligned), ({ entries, next }) => ({
+          entries: entries.map((e) => ({ first: e.first, events: e.events.map(storedOf) })),
+          next
+        })) as Effect.Effect<{ readonly entries: ReadonlyArray<EventLog.StoredEntry>; readonly next: unknown }, Errors.StorageError>,
+      readEvent: t.readEvent,
+      head: Effect.map(t.lastEntry(false), (e) => {
+        const head = e === undefined ? 0 : e.first + e.events.length - 1
+        known = Math.max(known, head)
+        return head
+      }),
+      listStreams: t.listStreams,
+      categoryOf: options.categoryOf ?? EventLog.defaultCategory,
+      pollInterval
+    }
+  })
 
 /**
  * The log reader on existing tables.

@@ -30,6 +30,13 @@ const world = Effect.gen(function*() {
   return { ...tables, store, log, streams }
 })
 
+/** The events table's stream as it stands: its records in order, and its ARN. */
+const wholeStream = (w: { readonly streams: { readonly client: Parameters<typeof readWholeStream>[0] }; readonly eventsTable: string }) =>
+  Effect.gen(function*() {
+    const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+    return yield* readWholeStream(w.streams.client, raw, w.eventsTable).pipe(Effect.ensuring(Effect.sync(() => raw.destroy())))
+  })
+
 /** `writers` fibers each appending `appends` times to its own stream and to shared ones. */
 const write = (store: EventStore.EventStoreShape, prefix: string, writers: number, appends: number) =>
   Effect.forEach(range(1, writers), (w) =>
@@ -86,9 +93,7 @@ describe("DynamoSequencer", () => {
       Effect.gen(function*() {
         const w = yield* world
         yield* write(w.store, "re", 3, 3)
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         const shard = (r: (typeof records)[number]) => ({ shardId: "shard-0", record: r })
         // Lose the first record of a shared stream: its successor arrives first.
         const lostIndex = records.findIndex((r) => r.dynamodb?.Keys?.s?.S === "re-shared-1")
@@ -153,9 +158,7 @@ describe("DynamoSequencer", () => {
       Effect.gen(function*() {
         const w = yield* world
         yield* write(w.store, "epoch", 3, 3)
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         // Entries of 3 from position 1 (1, 4, 7, ...) in epochs of 7: the entry at 13 ends in
         // epoch 2, so the first entry of epoch 2's partition starts at 16, not at 14.
         const layout = { epochSize: 7, maxEntryEvents: 3 }
@@ -176,9 +179,7 @@ describe("DynamoSequencer", () => {
       Effect.gen(function*() {
         const w = yield* world
         yield* write(w.store, "race", 3, 3)
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         // Two instances that both loaded the empty log, fed different (overlapping) batches,
         // as two sequencers reading different shards or at different speeds would be.
         const a = yield* DynamoSequencer.makeCore(w)
@@ -188,6 +189,36 @@ describe("DynamoSequencer", () => {
         assert.strictEqual(yield* a.index(records.slice(0, 10).map((record) => ({ shardId: "s", record }))), 10)
         assert.strictEqual(yield* b.index(records.slice(5).map((record) => ({ shardId: "s", record }))), records.length - 10)
         assert.strictEqual(b.next, records.length + 1)
+        const logged = yield* Stream.runCollect(w.log.readAll())
+        assert.strictEqual(logged.length, records.length)
+        assertLogShape(logged)
+      }))
+
+    it.effect("an entry write whose response was lost is retried: the retry's failed condition is the sequencer's own entry, folded, not indexed again", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* write(w.store, "lost", 3, 3)
+        const local = yield* DynamoDBLocal.DynamoDBLocal
+        const { records } = yield* wholeStream(w)
+        const tools = instrumentedClient(local)
+        yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
+        // Every entry write is applied by DynamoDB and its first response is lost.
+        const lost = new Set<string>()
+        tools.setFault(async (command, input, proceed) => {
+          const result = await proceed()
+          if (command === "PutItem" && input.Item?.c !== undefined && !lost.has(input.Item.k.S)) {
+            lost.add(input.Item.k.S)
+            throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
+          }
+          return result
+        })
+        const client = DynamoClient.layer({ client: tools.sdk, retrySchedule: Schedule.recurs(3) })
+        const core = yield* DynamoSequencer.makeCore({ ...w, maxEntryEvents: 5 }).pipe(Effect.provide(client))
+        yield* core.load.pipe(Effect.provide(client))
+        yield* core.index(records.slice(0, 12).map((record) => ({ shardId: "s", record }))).pipe(Effect.provide(client))
+        yield* core.index(records.map((record) => ({ shardId: "s", record }))).pipe(Effect.provide(client))
+        assert.ok(lost.size >= 6, `${lost.size} entry writes lost their response`)
+        assert.strictEqual(core.next, records.length + 1)
         const logged = yield* Stream.runCollect(w.log.readAll())
         assert.strictEqual(logged.length, records.length)
         assertLogShape(logged)
@@ -271,9 +302,7 @@ describe("DynamoSequencer", () => {
       Effect.gen(function*() {
         const w = yield* world
         const before = yield* write(w.store, "split", 3, 3)
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         // The records so far live in a (simulated) closed parent shard; the real shard is its
         // child and holds only what comes after.
         const inParent = new Set(records.map((r) => r.dynamodb!.SequenceNumber!))
@@ -330,9 +359,7 @@ describe("DynamoSequencer", () => {
       Effect.gen(function*() {
         const w = yield* world
         yield* w.store.append("ghost-1", [1, 2, 3].map((n) => ({ type: "Ghost", payload: { n } })), { expectedVersion: 0 })
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         const isGhost = (r: any) => r.dynamodb?.Keys?.s?.S === "ghost-1"
         let ghostGone = false
         w.streams.setFault(async (command, input, proceed) => {
@@ -382,6 +409,31 @@ describe("DynamoSequencer", () => {
         )
       }))
 
+    it.effect("versions deleted by TTL before they were indexed, while later ones exist: a backfill passes them, then the stream adds nothing twice", () =>
+      Effect.gen(function*() {
+        const w = yield* world
+        yield* w.store.append("ttl-1", [1, 2, 3, 4].map((n) => ({ type: "T", payload: { n } })), { expectedVersion: 0 })
+        yield* w.store.append("keep-1", [{ type: "T", payload: {} }], { expectedVersion: 0 })
+        // What DynamoDB's TTL does to expired versions 1 and 2: deletes them (a REMOVE in the stream).
+        const raw = new DynamoDBClient(Fixtures.sdkConfig(yield* DynamoDBLocal.DynamoDBLocal))
+        for (const v of [1, 2]) {
+          yield* Effect.promise(() => raw.send(new DeleteItemCommand({ TableName: w.eventsTable, Key: { s: { S: "ttl-1" }, v: { N: String(v) } } })))
+        }
+        raw.destroy()
+        const core = yield* DynamoSequencer.makeCore(w)
+        yield* core.load
+        yield* DynamoSequencer.repairScan(core)
+        const backfilled = yield* Stream.runCollect(w.log.readAll())
+        assert.deepStrictEqual(backfilled.map(key).sort(), ["keep-1@1", "ttl-1@3", "ttl-1@4"])
+        assertLogShape(backfilled)
+        // The stream still holds the inserts of versions 1 and 2, and then their removals.
+        yield* DynamoSequencer.run({ ...w, streams: w.streams.client, ...fast }).pipe(Effect.forkScoped)
+        yield* w.store.append("ttl-1", [{ type: "T", payload: { n: 5 } }], { expectedVersion: 4 })
+        const logged = yield* awaitLog(w.log, 4)
+        assert.deepStrictEqual(logged.map(key).sort(), ["keep-1@1", "ttl-1@3", "ttl-1@4", "ttl-1@5"])
+        assertLogShape(logged)
+      }))
+
     it.effect("after a quiet spell (only removals), a restarted sequencer resumes after them: the checkpoint is saved without an entry", () =>
       Effect.gen(function*() {
         const w = yield* world
@@ -429,9 +481,7 @@ describe("DynamoSequencer", () => {
         const w = yield* world
         yield* write(w.store, "lambda", 4, 3)
         const local = yield* DynamoDBLocal.DynamoDBLocal
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
-        const { arn, records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { arn, records } = yield* wholeStream(w)
         // The Lambda event format: JSON, with the stream's ARN.
         const lambda = JSON.parse(JSON.stringify(records)).map((r: object) => ({ ...r, eventSourceARN: arn }))
         const tools = instrumentedClient(local)
@@ -499,9 +549,7 @@ describe("DynamoSequencer", () => {
         const w = yield* world
         const local = yield* DynamoDBLocal.DynamoDBLocal
         yield* write(w.store, "lazy", 4, 3)
-        const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
-        const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-        raw.destroy()
+        const { records } = yield* wholeStream(w)
         const as = (shardId: string) => (r: (typeof records)[number]) => ({ shardId, record: r })
         // Categories: "lazy" (the shared streams) and "lazy1" .. "lazy4" (the own ones).
         const ids = () =>
@@ -537,9 +585,7 @@ describe("DynamoSequencer", () => {
         yield* d.load
         assert.strictEqual(yield* d.index(records.map(as("third"))), 0)
         yield* w.store.append("lazy1-own", [{ type: "Own", payload: { n: 4 } }], { expectedVersion: 3 })
-        const raw2 = new DynamoDBClient(Fixtures.sdkConfig(local))
-        const all = (yield* readWholeStream(w.streams.client, raw2, w.eventsTable)).records
-        raw2.destroy()
+        const all = (yield* wholeStream(w)).records
         assert.strictEqual(yield* d.index(all.map(as("fourth"))), 1)
         yield* d.flush
         assert.strictEqual((yield* ids()).length, 8)
@@ -594,9 +640,7 @@ describe("DynamoSequencer", () => {
               versions.set(s, v)
               yield* w.store.append(s, [{ type: "Noted", payload: { ...payload, i } }], { expectedVersion: v - 1 })
             }
-            const raw = new DynamoDBClient(Fixtures.sdkConfig(local))
-            const { records } = yield* readWholeStream(w.streams.client, raw, w.eventsTable)
-            raw.destroy()
+            const { records } = yield* wholeStream(w)
             const tools = instrumentedClient(local)
             yield* Effect.addFinalizer(() => Effect.sync(() => tools.sdk.destroy()))
             // A steady writer: pages of 10 records, one entry each (20 entries).
