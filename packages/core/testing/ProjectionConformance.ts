@@ -15,7 +15,7 @@
  *   checkpointed, and a restart after the fix completes exactly.
  */
 import { assert, describe, it } from "./vitest.js"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, type Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Schema, type Scope, Stream } from "effect"
 import { EventLog, EventStore, Projection, ReadModel } from "../src/index.js"
 import { instrument } from "./ReadModelStorageTest.js"
 import { failure, range } from "./utils.js"
