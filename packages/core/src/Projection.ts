@@ -39,6 +39,11 @@
  * The checkpoint is a row of the read-models storage (repository `$projections`, id: the
  * projection's name), held by one runner at a time (a lease with a fencing token).
  *
+ * Rebuilds without downtime: {@link rebuild} projects into a new version of the read models
+ * (names suffixed `@version`) while the active one keeps serving, then switches the
+ * projection's active version; {@link readers} read the active version, {@link runActive}
+ * runs it live and follows switches, {@link drop} deletes an old version.
+ *
  * @since 0.2.0
  */
 import type { Schema } from "effect"
@@ -51,13 +56,21 @@ export {
   ProjectionFencedError,
   ProjectionHandlerError,
   ProjectionTransactionTooLargeError,
+  ProjectionVersionError,
   type RunError
 } from "./internal/projection/errors.js"
+export { runActive } from "./internal/projection/live.js"
+export { readers } from "./internal/projection/readers.js"
+export { activeVersion, drop, rebuild } from "./internal/projection/rebuild.js"
 export type {
   ApplyResult,
   Progress,
   Projection,
+  Reader,
+  Readers,
   ReadModelSpec,
+  RebuildOptions,
+  RebuildResult,
   Repositories,
   Repository,
   RunOptions,
@@ -66,6 +79,7 @@ export type {
 export { run } from "./internal/projection/run.js"
 export { status } from "./internal/projection/status.js"
 export { cleanTombstones } from "./internal/projection/tombstones.js"
+export { versioned } from "./internal/projection/versions.js"
 
 /**
  * A {@link ReadModelSpec}, with the model type inferred from the Schema.

@@ -30,7 +30,7 @@ type Balance = typeof Balance.Type
 const Total = Schema.Struct({ id: Schema.String, sum: Schema.Number, events: Schema.Number })
 
 /** Not idempotent on purpose: applying an event twice changes the rows. */
-const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean, prefetch = false) =>
+const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean, prefetch = false, scale = 1) =>
   Projection.make({
     name,
     events: Payload,
@@ -43,7 +43,7 @@ const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) 
       Effect.gen(function*() {
         if (poison?.(event) === true) return yield* Effect.fail(new Error(`poison at ${event.position}`))
         const total = Option.getOrElse(yield* totals.find("all"), () => ({ id: "all", sum: 0, events: 0 }))
-        const delta = event.payload.kind === "Withdrawn" ? -event.payload.amount : event.payload.amount
+        const delta = (event.payload.kind === "Withdrawn" ? -event.payload.amount : event.payload.amount) * scale
         yield* totals.save({ id: "all", sum: total.sum + delta, events: total.events + 1 })
         if (event.payload.kind === "Closed") return yield* balances.remove(event.streamId)
         const current = Option.getOrElse(yield* balances.find(event.streamId), () => ({ id: event.streamId, balance: 0, count: 0, last: 0 }))
@@ -52,12 +52,12 @@ const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) 
   })
 
 /** The rows the projection must produce: a plain fold of the events, in log order. */
-const expected = (events: ReadonlyArray<EventLog.LoggedEvent>) => {
+const expected = (events: ReadonlyArray<EventLog.LoggedEvent>, scale = 1) => {
   const balances = new Map<string, Balance>()
   let sum = 0
   for (const e of events) {
     const p = e.payload as Payload
-    const delta = p.kind === "Withdrawn" ? -p.amount : p.amount
+    const delta = (p.kind === "Withdrawn" ? -p.amount : p.amount) * scale
     sum += delta
     if (p.kind === "Closed") balances.delete(e.streamId)
     else {
@@ -106,15 +106,23 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
             Effect.provideService(EventLog.EventLog, log),
             Effect.provideService(ReadModel.ReadModelStore, readModels)
           ))
-      const rows = (projection: string) =>
+      /** Provides the log and a store over `on` (default: the storage under test). */
+      const provide = <A, E>(effect: Effect.Effect<A, E, EventLog.EventLog | ReadModel.ReadModelStore>, on: ReadModel.Storage = storage) =>
+        Effect.flatMap(ReadModel.make(on), (readModels) =>
+          effect.pipe(
+            Effect.provideService(EventLog.EventLog, log),
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          ))
+      const rows = (projection: string, version = 1) =>
         Effect.gen(function*() {
           const readModels = yield* ReadModel.make(storage)
-          const balances = yield* readModels.create(`${projection}-balances`, Balance)
-          const totals = yield* readModels.create(`${projection}-totals`, Total)
+          const suffix = version === 1 ? "" : `@${version}`
+          const balances = yield* readModels.create(`${projection}-balances${suffix}`, Balance)
+          const totals = yield* readModels.create(`${projection}-totals${suffix}`, Total)
           return { balances: yield* Stream.runCollect(balances.findAll()), totals: yield* Stream.runCollect(totals.findAll()) }
         })
       const allEvents = Stream.runCollect(log.readAll())
-      return { storage, log, store, runOn, rows, allEvents }
+      return { storage, log, store, runOn, provide, rows, allEvents }
     })
 
     /** Runs until caught up, restarting after each failure that `retryable` accepts (at most 200 times). */
@@ -476,5 +484,117 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(yield* env.rows(name), before)
         assert.deepStrictEqual(before, expected(yield* env.allEvents))
         assert.strictEqual(progress.rowsWritten, 0, "every replayed change was already in its row")
+      })))
+
+    /** The rows readers see now, through the active version. */
+    const readAll = (readers: Projection.Readers<ReturnType<typeof accounts>["readModels"]>) =>
+      Effect.gen(function*() {
+        return {
+          balances: yield* Stream.runCollect(readers.balances.findAll()),
+          totals: yield* Stream.runCollect(readers.totals.findAll())
+        }
+      })
+
+    it.live("rebuild: a new version is built while the active one serves and a live runner follows it; readers switch over; the old version is dropped", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 8, 6)
+        // Version 1 live, following the active version.
+        const live = yield* env.provide(
+          Projection.runActive(accounts(name), { batchSize: 20, batchWindow: "5 millis", pollInterval: "5 millis", checkInterval: "20 millis" })
+        ).pipe(Effect.forkChild)
+        const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
+        const reachedHead = (projection: string) =>
+          Effect.gen(function*() {
+            const head = yield* env.log.head
+            while (true) {
+              const row = yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, projection)
+              if (row?.data !== undefined && JSON.parse(row.data).position === head) return
+              yield* Effect.sleep("10 millis")
+            }
+          })
+        yield* reachedHead(name)
+        assert.deepStrictEqual(yield* readAll(readers), expected(yield* env.allEvents))
+        // The rebuild (a fixed handler: amounts doubled) while writers append.
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 4, 5))
+        const duringRebuild: Array<number> = []
+        const result = yield* env.provide(Projection.rebuild(accounts(name, undefined, false, 2), {
+          batchSize: 20,
+          batchWindow: "5 millis",
+          pollInterval: "5 millis",
+          onProgress: () => Effect.orDie(Effect.map(readers.balances.version, (v) => void duringRebuild.push(v)))
+        }))
+        assert.deepStrictEqual([result.version, result.previous], [2, 1])
+        assert.isAbove(duringRebuild.length, 0)
+        assert.isTrue(duringRebuild.every((v) => v === 1), "readers read version 1 until the switch")
+        assert.strictEqual(yield* readers.totals.version, 2, "and version 2 after it")
+        assert.strictEqual(yield* env.provide(Projection.activeVersion(name)), 2)
+        yield* Fiber.join(writers)
+        // The live runner moved to version 2 and keeps it up to date.
+        yield* reachedHead(`${name}@2`)
+        const events = yield* env.allEvents
+        assert.deepStrictEqual(yield* readAll(readers), expected(events, 2))
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events, 2))
+        yield* Fiber.interrupt(live)
+        // The active version cannot be dropped; the old one can, rows, tombstones and checkpoint.
+        const refused = failure(yield* Effect.exit(env.provide(Projection.drop(accounts(name), { version: 2 }))))
+        assert.strictEqual(refused._tag, "ProjectionVersionError")
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events, 2))
+        const dropped = yield* env.provide(Projection.drop(accounts(name), { version: 1 }))
+        assert.isAbove(dropped.rowsDeleted, 0)
+        assert.deepStrictEqual(yield* env.rows(name, 1), { balances: [], totals: [] })
+        assert.strictEqual((yield* env.storage.conditional!.queryTombstones(`${name}-balances`, undefined)).rows.length, 0)
+        assert.isUndefined(yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, name))
+        // Rebuilding into an older version than the active one is refused.
+        const older = failure(yield* Effect.exit(env.provide(Projection.rebuild(accounts(name), { version: 1 }))))
+        assert.strictEqual(older._tag, "ProjectionVersionError")
+      })))
+
+    it.live("rebuild: crashes at random points (mid-flush, between flush and checkpoint, lost responses) and restarts give the rows of an uninterrupted rebuild; readers see the old version until the switch", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        const reference = unique("r")
+        yield* appendEvents(env.store, 14, 8)
+        yield* env.provide(Projection.run(accounts(name), { until: "caughtUp" }))
+        const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
+        const instrumented = instrument(env.storage)
+        let writes = 0
+        let injected = 0
+        let next = 2 + Math.floor(Math.random() * 5)
+        yield* instrumented.setFault((operation) => {
+          if (!["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"].includes(operation)) return undefined
+          if (++writes !== next || injected === 8) return undefined
+          injected++
+          next += 2 + Math.floor(Math.random() * 5)
+          return { _tag: "Fail", applied: Math.random() < 0.5 }
+        })
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 6, 6))
+        const options = { batchSize: 15, batchWindow: "5 millis", pollInterval: "5 millis", owner: "restarting" } as const
+        let crashes = 0
+        for (let attempt = 0; ; attempt++) {
+          const exit = yield* Effect.exit(env.provide(Projection.rebuild(accounts(name, undefined, true, 2), { ...options, version: 2 }), instrumented.storage))
+          if (Exit.isSuccess(exit)) break
+          assert.strictEqual(failure(exit)._tag, "StorageError")
+          assert.isBelow(attempt, 200)
+          crashes++
+          // Readers read version 1, whole, until the switch (whose lost response is the only
+          // crash that can leave version 2 active), and the rows of the active version.
+          const version = yield* readers.balances.version
+          assert.isTrue(version === 1 || (version === 2 && (yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, `${name}#active`)) !== undefined))
+          assert.deepStrictEqual(yield* readAll(readers), yield* env.rows(name, version))
+        }
+        yield* Fiber.join(writers)
+        yield* instrumented.setFault(undefined)
+        // The rebuild ended at the head it saw; what was appended after it, a runner adds.
+        yield* env.provide(Projection.runActive(accounts(name, undefined, true, 2), { ...options, until: "caughtUp" }))
+        yield* env.provide(Projection.rebuild(accounts(reference, undefined, false, 2), { version: 2 }))
+        const [got, want] = [yield* env.rows(name, 2), yield* env.rows(reference, 2)]
+        assert.strictEqual(injected, 8)
+        assert.isAtLeast(crashes, 4, "the faults did crash the rebuild")
+        assert.deepStrictEqual(got, want, "row for row as an uninterrupted rebuild")
+        assert.deepStrictEqual(got, expected(yield* env.allEvents, 2))
+        assert.deepStrictEqual(yield* readAll(readers), got, "readers read version 2 after the switch")
       })))
   })

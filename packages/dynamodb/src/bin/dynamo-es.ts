@@ -95,7 +95,8 @@ const projectionStatus = (flags: Readonly<Record<string, string | boolean | unde
         Stream.paginate(undefined as string | undefined, (start) =>
           Effect.map(
             storage.queryPage(Projection.CHECKPOINTS, { consistentRead: true, limit: undefined, exclusiveStartId: start }),
-            (page) => [page.rows.map((row) => row.id), Option.fromUndefinedOr(page.lastEvaluatedId)] as const
+            // `<name>#active` rows hold a projection's active version, not a checkpoint.
+            (page) => [page.rows.flatMap((row) => (row.id.endsWith("#active") ? [] : [row.id])), Option.fromUndefinedOr(page.lastEvaluatedId)] as const
           ))
       )
     if (projections.length === 0) return yield* Console.log(`No projection has a checkpoint in ${readModelsTable}.`)

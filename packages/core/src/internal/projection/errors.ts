@@ -74,6 +74,25 @@ export class ProjectionTransactionTooLargeError
 
 
 /**
+ * A version of a projection that cannot be used as asked: a rebuild into a version older
+ * than the active one (or overtaken by a newer one while it ran), or a drop of the active
+ * version. Nothing was switched or deleted.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ProjectionVersionError extends Schema.TaggedError<ProjectionVersionError>()("ProjectionVersionError", {
+  projection: Schema.String,
+  version: Schema.Number,
+  active: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Projection "${this.projection}" version ${this.version} (active: ${this.active}): ${this.reason}`
+  }
+}
+
+/**
  * What {@link run} can fail with, besides the handler's own errors (wrapped in
  * {@link ProjectionHandlerError}).
  *

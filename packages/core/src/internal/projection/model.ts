@@ -2,10 +2,12 @@
  * The shapes of projections: definitions, repositories, options and results. Types only,
  * shared by every module of the projection so that none imports another for a type.
  */
-import type { Duration, Effect, Option, Schema } from "effect"
-import type { NotFoundError } from "../../Errors.js"
+import type { Duration, Effect, Option, Schema, Stream } from "effect"
+import type { NotFoundError, StorageError } from "../../Errors.js"
 import type { LoggedEvent } from "../../EventLog.js"
-import type { ReadError, ReadModelEncodeError, ReadModelTooLargeError } from "../readModel/errors.js"
+import type { Criteria } from "../../ReadModel.js"
+import type { ReadError, ReadModelEncodeError, ReadModelTooLargeError, UnresolvedIdsError } from "../readModel/errors.js"
+import type { CorruptedCheckpointError } from "./checkpoint.js"
 import type { ProjectionDecodeError, ProjectionHandlerError } from "./errors.js"
 
 /**
@@ -162,3 +164,58 @@ export interface Status {
   readonly leaseExpiresAt: Option.Option<Date>
 }
 
+
+/**
+ * Options of `rebuild`: those of `run` (its `until` is always `"caughtUp"`), and the
+ * version to build.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RebuildOptions extends Omit<RunOptions, "until"> {
+  /**
+   * The version to build (an integer >= 2): default, the active version + 1. Giving the
+   * version of a rebuild that crashed resumes it from its checkpoint; giving the active
+   * version again only catches it up.
+   */
+  readonly version?: number | undefined
+}
+
+/**
+ * What `rebuild` did: the version now active, the one before it (still stored: `drop` it once
+ * no reader or runner uses it), and the rebuild's last progress.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RebuildResult {
+  readonly projection: string
+  readonly version: number
+  readonly previous: number
+  readonly progress: Progress
+}
+
+/**
+ * A read-only repository of a projection's read model that reads the **active version**
+ * (resolved through the projection's active-version row, cached for `cacheTtl`): readers
+ * see the old version until a rebuild switches over and the new one after.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Reader<A> {
+  /** The version this reader reads now (from the cache). */
+  readonly version: Effect.Effect<number, StorageError | CorruptedCheckpointError>
+  readonly find: (id: string) => Effect.Effect<Option.Option<A>, ReadError | CorruptedCheckpointError>
+  readonly get: (id: string) => Effect.Effect<A, ReadError | NotFoundError | CorruptedCheckpointError>
+  readonly findAll: () => Stream.Stream<A, ReadError | CorruptedCheckpointError>
+  readonly findBy: (criteria: Criteria<A>) => Effect.Effect<ReadonlyArray<A>, ReadError | UnresolvedIdsError | CorruptedCheckpointError>
+}
+
+/**
+ * The readers of a projection, by the keys of its `readModels`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Readers<RM> = { readonly [K in keyof RM]: RM[K] extends ReadModelSpec<infer A> ? Reader<A> : never }
