@@ -353,6 +353,65 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
       })))
     }
 
+    it.live("atLeastOnce with an idempotent handler: crashes at random points (mid-flush, between flush and checkpoint, lost responses) while writers append; after restarts the rows equal an uninterrupted run", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        const reference = unique("r")
+        // Idempotent: each row is computed from the event alone (last value wins, in log order).
+        const Last = Schema.Struct({ id: Schema.String, version: Schema.Number, kind: Schema.String, amount: Schema.Number })
+        const latest = (projection: string) =>
+          Projection.make({
+            name: projection,
+            events: Payload,
+            readModels: { last: Projection.readModel(`${projection}-last`, Last) },
+            handle: (event, { last }) =>
+              event.payload.kind === "Closed"
+                ? last.remove(event.streamId)
+                : last.save({ id: event.streamId, version: event.version, kind: event.payload.kind, amount: event.payload.amount })
+          })
+        const rowsOf = (projection: string) =>
+          Effect.flatMap(ReadModel.make(env.storage), (readModels) =>
+            Effect.flatMap(readModels.create(`${projection}-last`, Last), (repo) => Stream.runCollect(repo.findAll())))
+        const instrumented = instrument(env.storage)
+        let writes = 0
+        let injected = 0
+        let next = 1 + Math.floor(Math.random() * 3)
+        yield* instrumented.setFault((operation) => {
+          if (!["BatchWriteItem", "CompareAndSet", "BatchGetItem"].includes(operation)) return undefined
+          if (++writes !== next || injected === 8) return undefined
+          injected++
+          next += 1 + Math.floor(Math.random() * 3)
+          return { _tag: "Fail", applied: Math.random() < 0.5 }
+        })
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
+        let crashes = 0
+        while (true) {
+          const done = writers.pollUnsafe() !== undefined
+          const { restarts } = yield* untilDone(
+            env.runOn(instrumented.storage, latest(name), { mode: "atLeastOnce", until: "caughtUp", owner: "restarting" }),
+            (e) => e._tag === "StorageError"
+          )
+          crashes += restarts
+          if (done) break
+        }
+        yield* Fiber.join(writers)
+        yield* instrumented.setFault(undefined)
+        yield* env.runOn(env.storage, latest(reference), { mode: "atLeastOnce", until: "caughtUp" })
+        const [got, want] = [yield* rowsOf(name), yield* rowsOf(reference)]
+        assert.strictEqual(injected, 8)
+        assert.isAtLeast(crashes, 4, "the faults did crash the runner")
+        assert.deepStrictEqual(got, want)
+        // And what a plain fold of the log gives.
+        const fold = new Map<string, typeof Last.Type>()
+        for (const e of yield* env.allEvents) {
+          const p = e.payload as Payload
+          if (p.kind === "Closed") fold.delete(e.streamId)
+          else fold.set(e.streamId, { id: e.streamId, version: e.version, kind: p.kind, amount: p.amount })
+        }
+        assert.deepStrictEqual(got, [...fold.values()].sort((a, b) => ReadModel.compareIds(a.id, b.id)))
+      })))
+
     it.live("transactional: a batch is cut where its rows would pass 99; an event changing more rows alone is a typed error", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup
