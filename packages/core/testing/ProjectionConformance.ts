@@ -412,6 +412,76 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(got, [...fold.values()].sort((a, b) => ReadModel.compareIds(a.id, b.id)))
       })))
 
+    it.live("applyEvents transactional: exactly once across streams with two shards at once, lost responses, retried and duplicated batches", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 12, 6)
+        const events = yield* env.allEvents
+        const streams = [...new Set(events.map((e) => e.streamId))]
+        // Two shards, each delivering its streams' records in version order, 10 per batch.
+        const shards = [0, 1].map((shard) => {
+          const mine = events.filter((e) => streams.indexOf(e.streamId) % 2 === shard)
+          return range(0, Math.ceil(mine.length / 10) - 1).map((i) => mine.slice(i * 10, i * 10 + 10))
+        })
+        const instrumented = instrument(env.storage)
+        let transactions = 0
+        let injected = 0
+        yield* instrumented.setFault((operation) => {
+          if (operation !== "TransactWriteItems" || ++transactions % 2 !== 0 || injected === 4) return undefined
+          injected++
+          return { _tag: "Fail", applied: injected % 2 === 0 }
+        })
+        const readModels = yield* ReadModel.make(instrumented.storage)
+        const apply = (batch: ReadonlyArray<EventLog.LoggedEvent>) =>
+          Projection.applyEvents(accounts(name), batch, { mode: "transactional" }).pipe(
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          )
+        let retries = 0
+        yield* Effect.forEach(shards, (batches) =>
+          Effect.forEach(batches, (batch, i) =>
+            Effect.gen(function*() {
+              // Lambda retries a failed batch until it succeeds...
+              while (Exit.isFailure(yield* Effect.exit(apply(batch)))) retries++
+              // ...and delivers some batches again.
+              if (i % 2 === 0) {
+                const again = yield* apply(batch)
+                assert.strictEqual(again.applied, batch.length)
+              }
+            }), { discard: true }), { concurrency: 2, discard: true })
+        assert.strictEqual(injected, 4)
+        assert.strictEqual(retries, 4)
+        assert.deepStrictEqual(yield* env.rows(name), expected(events), "every event once, whatever the interleaving")
+      })))
+
+    it.live("applyEvents transactional: a batch whose rows and stream checkpoints pass 99 items is committed in several transactions; a handler failure keeps what came before it", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 70, 1)
+        const events = yield* env.allEvents
+        const instrumented = instrument(env.storage)
+        const readModels = yield* ReadModel.make(instrumented.storage)
+        const apply = (projection: ReturnType<typeof accounts>, batch: ReadonlyArray<EventLog.LoggedEvent>) =>
+          Projection.applyEvents(projection, batch, { mode: "transactional" }).pipe(
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          )
+        // The 61st event fails: 60 applied.
+        const first = yield* apply(accounts(name, (e) => e.streamId === events[60]!.streamId), events)
+        assert.strictEqual(first.applied, 60)
+        assert.strictEqual(first.failure?.index, 60)
+        assert.strictEqual(first.failure?.error._tag, "ProjectionHandlerError")
+        assert.deepStrictEqual(yield* env.rows(name), expected(events.slice(0, 60)))
+        const transactions = (yield* instrumented.requests).filter((r) => r.operation === "TransactWriteItems")
+        assert.isAtLeast(transactions.length, 2)
+        for (const t of transactions) assert.isAtMost(t.ids.length, 100)
+        // The retry from the failed record on (Lambda), and the whole batch again: exact.
+        const rest = yield* apply(accounts(name), events.slice(60))
+        assert.deepStrictEqual([rest.applied, rest.failure], [10, undefined])
+        yield* apply(accounts(name), events)
+        assert.deepStrictEqual(yield* env.rows(name), expected(events))
+      })))
+
     it.live("transactional: a batch is cut where its rows would pass 99; an event changing more rows alone is a typed error", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup

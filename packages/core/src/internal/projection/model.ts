@@ -8,7 +8,7 @@ import type { LoggedEvent } from "../../EventLog.js"
 import type { Criteria } from "../../ReadModel.js"
 import type { ReadError, ReadModelEncodeError, ReadModelTooLargeError, UnresolvedIdsError } from "../readModel/errors.js"
 import type { CorruptedCheckpointError } from "./checkpoint.js"
-import type { ProjectionDecodeError, ProjectionHandlerError } from "./errors.js"
+import type { ProjectionDecodeError, ProjectionHandlerError, ProjectionTransactionTooLargeError } from "./errors.js"
 
 /**
  * A read model a projection writes: a repository name and the model's Schema (and how to
@@ -22,7 +22,6 @@ export interface ReadModelSpec<A> {
   readonly schema: Schema.Codec<A, any>
   readonly idOf?: ((model: A) => string) | undefined
 }
-
 
 /**
  * What a handler gets for each read model: keyed read-modify-write on a unit of work the
@@ -76,7 +75,6 @@ export interface Projection<E, RM extends Record<string, ReadModelSpec<any>>, Er
    */
   readonly prefetch?: ((event: LoggedEvent<E>) => { readonly [K in keyof RM]?: string | ReadonlyArray<string> | undefined }) | undefined
 }
-
 
 /**
  * Progress of a run, after each checkpoint: a CLI, a log line or a metric can show it.
@@ -142,10 +140,9 @@ export interface ApplyResult {
   readonly applied: number
   readonly failure?: {
     readonly index: number
-    readonly error: ProjectionHandlerError | ProjectionDecodeError
+    readonly error: ProjectionHandlerError | ProjectionDecodeError | ProjectionTransactionTooLargeError
   } | undefined
 }
-
 
 /**
  * A projection's checkpoint as stored, and how far behind the log it is.
@@ -163,7 +160,6 @@ export interface Status {
   readonly owner: Option.Option<string>
   readonly leaseExpiresAt: Option.Option<Date>
 }
-
 
 /**
  * Options of `rebuild`: those of `run` (its `until` is always `"caughtUp"`), and the

@@ -11,13 +11,10 @@ import {
   type RunError
 } from "./errors.js"
 import type { Progress, Projection, ReadModelSpec, Repositories, RunOptions } from "./model.js"
+import { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ROWS } from "./limits.js"
 import { prefetchIds } from "./prefetch.js"
 import { makeUnitOfWork } from "./unitOfWork.js"
 
-/** Rows per transaction: 100 items, one of them the checkpoint. */
-const MAX_TRANSACTION_ROWS = 99
-/** DynamoDB's 4 MB per transaction, less room for the checkpoint and keys. */
-const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 type Item = { readonly _tag: "Event"; readonly event: LoggedEvent } | { readonly _tag: "CaughtUp"; readonly position: number }
 
