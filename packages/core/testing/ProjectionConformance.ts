@@ -137,6 +137,44 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         return yield* Effect.die(new Error("too many restarts"))
       })
 
+    /**
+     * Eight faults on `operations`, each `minGap` to `minGap + 4` requests after the previous
+     * one: a lost request or a lost response (applied, then failed). Returns how many fired.
+     */
+    const injectFaults = (
+      instrumented: ReturnType<typeof instrument>,
+      operations: ReadonlyArray<string>,
+      minGap: number,
+      spread = 5
+    ) =>
+      Effect.gen(function*() {
+        let writes = 0
+        let injected = 0
+        let next = minGap + Math.floor(Math.random() * spread)
+        yield* instrumented.setFault((operation) => {
+          if (!operations.includes(operation)) return undefined
+          if (++writes !== next || injected === 8) return undefined
+          injected++
+          next += minGap + Math.floor(Math.random() * spread)
+          return { _tag: "Fail", applied: Math.random() < 0.5 }
+        })
+        return () => injected
+      })
+
+    /** Runs `attempt` to the end again and again while `writers` append, restarting after StorageErrors; the restarts. */
+    const restartingWhileAppending = <A, E extends { readonly _tag: string }>(writers: Fiber.Fiber<unknown, unknown>, attempt: Effect.Effect<A, E>) =>
+      Effect.gen(function*() {
+        let crashes = 0
+        while (true) {
+          const done = writers.pollUnsafe() !== undefined
+          const { restarts } = yield* untilDone(attempt, (e) => e._tag === "StorageError")
+          crashes += restarts
+          if (done) break
+        }
+        yield* Fiber.join(writers)
+        return crashes
+      })
+
     for (const mode of ["guarded", "atLeastOnce", "transactional"] as const) {
       it.live(`${mode}: a run gives the rows of a plain fold of the log, with progress as data`, () =>
         Effect.scoped(Effect.gen(function*() {
@@ -316,35 +354,18 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         const name = unique("p")
         const reference = unique("r")
         const instrumented = instrument(env.storage)
-        // Eight faults, each 2 to 6 writes after the previous one: a lost request or a lost
-        // response (applied, then failed) of a row write or of a checkpoint compare-and-set.
-        let writes = 0
-        let injected = 0
-        let next = 2 + Math.floor(Math.random() * 5)
-        yield* instrumented.setFault((operation) => {
-          if (!["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"].includes(operation)) return undefined
-          if (++writes !== next || injected === 8) return undefined
-          injected++
-          next += 2 + Math.floor(Math.random() * 5)
-          return { _tag: "Fail", applied: Math.random() < 0.5 }
-        })
+        // Faults on row writes and checkpoint compare-and-sets, 2 to 6 requests apart.
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
-        let crashes = 0
-        while (true) {
-          const done = writers.pollUnsafe() !== undefined
-          const { restarts } = yield* untilDone(
-            // The same process restarting: its own lease does not hold it back.
-            env.runOn(instrumented.storage, accounts(name, undefined, true), { mode, until: "caughtUp", owner: "restarting" }),
-            (e) => e._tag === "StorageError"
-          )
-          crashes += restarts
-          if (done) break
-        }
-        yield* Fiber.join(writers)
+        const crashes = yield* restartingWhileAppending(
+          writers,
+          // The same process restarting: its own lease does not hold it back.
+          env.runOn(instrumented.storage, accounts(name, undefined, true), { mode, until: "caughtUp", owner: "restarting" })
+        )
         yield* instrumented.setFault(undefined)
         yield* env.runOn(env.storage, accounts(reference), { until: "caughtUp" })
         const [got, want] = [yield* env.rows(name), yield* env.rows(reference)]
-        assert.strictEqual(injected, 8)
+        assert.strictEqual(injected(), 8)
         assert.isAtLeast(crashes, 4, "the faults did crash the runner")
         assert.deepStrictEqual(got.balances.map((b) => ({ ...b })), want.balances.map((b) => ({ ...b })))
         assert.deepStrictEqual(got.totals.map((t) => t.sum), want.totals.map((t) => t.sum))
@@ -374,32 +395,16 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
           Effect.flatMap(ReadModel.make(env.storage), (readModels) =>
             Effect.flatMap(readModels.create(`${projection}-last`, Last), (repo) => Stream.runCollect(repo.findAll())))
         const instrumented = instrument(env.storage)
-        let writes = 0
-        let injected = 0
-        let next = 1 + Math.floor(Math.random() * 3)
-        yield* instrumented.setFault((operation) => {
-          if (!["BatchWriteItem", "CompareAndSet", "BatchGetItem"].includes(operation)) return undefined
-          if (++writes !== next || injected === 8) return undefined
-          injected++
-          next += 1 + Math.floor(Math.random() * 3)
-          return { _tag: "Fail", applied: Math.random() < 0.5 }
-        })
+        const injected = yield* injectFaults(instrumented, ["BatchWriteItem", "CompareAndSet", "BatchGetItem"], 1, 3)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
-        let crashes = 0
-        while (true) {
-          const done = writers.pollUnsafe() !== undefined
-          const { restarts } = yield* untilDone(
-            env.runOn(instrumented.storage, latest(name), { mode: "atLeastOnce", until: "caughtUp", owner: "restarting" }),
-            (e) => e._tag === "StorageError"
-          )
-          crashes += restarts
-          if (done) break
-        }
-        yield* Fiber.join(writers)
+        const crashes = yield* restartingWhileAppending(
+          writers,
+          env.runOn(instrumented.storage, latest(name), { mode: "atLeastOnce", until: "caughtUp", owner: "restarting" })
+        )
         yield* instrumented.setFault(undefined)
         yield* env.runOn(env.storage, latest(reference), { mode: "atLeastOnce", until: "caughtUp" })
         const [got, want] = [yield* rowsOf(name), yield* rowsOf(reference)]
-        assert.strictEqual(injected, 8)
+        assert.strictEqual(injected(), 8)
         assert.isAtLeast(crashes, 4, "the faults did crash the runner")
         assert.deepStrictEqual(got, want)
         // And what a plain fold of the log gives.
@@ -457,10 +462,8 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
     it.live("applyEvents transactional: a batch whose rows and stream checkpoints pass 99 items is committed in several transactions; a handler failure keeps what came before it", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup
-        const name = unique("p")
         yield* appendEvents(env.store, 70, 1)
-        const events = yield* env.allEvents
-        const instrumented = instrument(env.storage)
+        const [name, events, instrumented] = [unique("p"), yield* env.allEvents, instrument(env.storage)]
         const readModels = yield* ReadModel.make(instrumented.storage)
         const apply = (projection: ReturnType<typeof accounts>, batch: ReadonlyArray<EventLog.LoggedEvent>) =>
           Projection.applyEvents(projection, batch, { mode: "transactional" }).pipe(
@@ -689,16 +692,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         yield* env.provide(Projection.run(accounts(name), { until: "caughtUp" }))
         const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
         const instrumented = instrument(env.storage)
-        let writes = 0
-        let injected = 0
-        let next = 2 + Math.floor(Math.random() * 5)
-        yield* instrumented.setFault((operation) => {
-          if (!["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"].includes(operation)) return undefined
-          if (++writes !== next || injected === 8) return undefined
-          injected++
-          next += 2 + Math.floor(Math.random() * 5)
-          return { _tag: "Fail", applied: Math.random() < 0.5 }
-        })
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 6, 6))
         const options = { batchSize: 15, batchWindow: "5 millis", pollInterval: "5 millis", owner: "restarting" } as const
         let crashes = 0
@@ -720,7 +714,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         yield* env.provide(Projection.runActive(accounts(name, undefined, true, 2), { ...options, until: "caughtUp" }))
         yield* env.provide(Projection.rebuild(accounts(reference, undefined, false, 2), { version: 2 }))
         const [got, want] = [yield* env.rows(name, 2), yield* env.rows(reference, 2)]
-        assert.strictEqual(injected, 8)
+        assert.strictEqual(injected(), 8)
         assert.isAtLeast(crashes, 4, "the faults did crash the rebuild")
         assert.deepStrictEqual(got, want, "row for row as an uninterrupted rebuild")
         assert.deepStrictEqual(got, expected(yield* env.allEvents, 2))

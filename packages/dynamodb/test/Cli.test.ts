@@ -21,24 +21,28 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
       resume(Effect.succeed({ code: error === null ? 0 : (child.exitCode ?? 1), stdout, stderr })))
   })
 
-/** The environment the bin reads: DynamoDB Local and the tables. */
-const envOf = (local: DynamoDBLocal.DynamoDBLocal["Service"], tables: { readonly readModelsTable?: string; readonly eventsTable: string; readonly logTable: string }) => ({
-  DYNAMODB_ENDPOINT: local.endpoint,
-  AWS_REGION: local.region,
-  AWS_ACCESS_KEY_ID: local.credentials.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: local.credentials.secretAccessKey,
-  ...(tables.readModelsTable === undefined ? {} : { DYNAMO_ES_READ_MODELS_TABLE: tables.readModelsTable }),
-  DYNAMO_ES_EVENTS_TABLE: tables.eventsTable,
-  DYNAMO_ES_LOG_TABLE: tables.logTable
+/** Fresh events, log and read-model tables, and the environment the bin reads to use them on DynamoDB Local. */
+const cliTables = Effect.gen(function*() {
+  const local = yield* DynamoDBLocal.DynamoDBLocal
+  const { eventsTable, logTable } = yield* freshTables
+  const readModelsTable = yield* Fixtures.scopedTable(DynamoReadModelStore.readModelsTable(Fixtures.uniqueTableName("rm")))
+  const env = {
+    DYNAMODB_ENDPOINT: local.endpoint,
+    AWS_REGION: local.region,
+    AWS_ACCESS_KEY_ID: local.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: local.credentials.secretAccessKey,
+    DYNAMO_ES_READ_MODELS_TABLE: readModelsTable,
+    DYNAMO_ES_EVENTS_TABLE: eventsTable,
+    DYNAMO_ES_LOG_TABLE: logTable
+  }
+  return { env, eventsTable, logTable, readModelsTable }
 })
 
 describe("dynamo-es projection status", () => {
   layer(Layer.provideMerge(Fixtures.layerClientFor(), DynamoDBLocal.layer()), { timeout: 90_000, excludeTestServices: true })((it) => {
     it.effect("prints each projection's checkpoint, the log's head, the lag and the lease holder", () =>
       Effect.gen(function*() {
-        const local = yield* DynamoDBLocal.DynamoDBLocal
-        const { eventsTable, logTable } = yield* freshTables
-        const readModelsTable = yield* Fixtures.scopedTable(DynamoReadModelStore.readModelsTable(Fixtures.uniqueTableName("rm")))
+        const { env, eventsTable, logTable, readModelsTable } = yield* cliTables
         yield* Effect.gen(function*() {
           const store = yield* EventStore.EventStore
           const log = yield* EventLog.EventLog
@@ -54,15 +58,6 @@ describe("dynamo-es projection status", () => {
             DynamoSequencer.layer({ eventsTable, logTable, ...fast })
           ))
         )
-        const env = {
-          DYNAMODB_ENDPOINT: local.endpoint,
-          AWS_REGION: local.region,
-          AWS_ACCESS_KEY_ID: local.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: local.credentials.secretAccessKey,
-          DYNAMO_ES_READ_MODELS_TABLE: readModelsTable,
-          DYNAMO_ES_EVENTS_TABLE: eventsTable,
-          DYNAMO_ES_LOG_TABLE: logTable
-        }
         const all = yield* cli(["projection", "status"], env)
         assert.strictEqual(all.code, 0, all.stderr)
         assert.strictEqual(all.stdout.trim(), "counts: position 3 of 4, lag 1, no runner")
@@ -90,10 +85,7 @@ describe("dynamo-es log tail, stream read, projection rebuild", () => {
   layer(Layer.provideMerge(Fixtures.layerClientFor(), DynamoDBLocal.layer()), { timeout: 120_000, excludeTestServices: true })((it) => {
     it.effect("tail the log (then follow it), read a stream, rebuild a projection from a module into version 2 and drop version 1", () =>
       Effect.gen(function*() {
-        const local = yield* DynamoDBLocal.DynamoDBLocal
-        const { eventsTable, logTable } = yield* freshTables
-        const readModelsTable = yield* Fixtures.scopedTable(DynamoReadModelStore.readModelsTable(Fixtures.uniqueTableName("rm")))
-        const env = envOf(local, { readModelsTable, eventsTable, logTable })
+        const { env, eventsTable, logTable, readModelsTable } = yield* cliTables
         const readModels = DynamoReadModelStore.layerExisting({ tableName: readModelsTable })
         yield* Effect.gen(function*() {
           const store = yield* EventStore.EventStore

@@ -39,7 +39,7 @@
  * names DynamoDB would refuse are usage errors. A failure prints one line that says what
  * to do, and exits with status 1.
  */
-import { EventLog, Projection, ReadModel } from "@dynamo-es/core"
+import { Errors, EventLog, Projection, ReadModel } from "@dynamo-es/core"
 import { Cause, Config, Console, Data, Effect, Exit, Option, Predicate, Stream } from "effect"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -96,7 +96,7 @@ const parse = Effect.try({
       )
     }),
   // Node's message, without its hint about positionals that start with "-".
-  catch: (error) => new UsageError({ message: `${messageOf(error).split(". To specify")[0]}; ${usage}` })
+  catch: (error) => new UsageError({ message: `${Errors.oneLine(error).split(". To specify")[0]}; ${usage}` })
 })
 
 const definitions = (flags: Readonly<Record<string, string | boolean | undefined>>) =>
@@ -106,7 +106,7 @@ const definitions = (flags: Readonly<Record<string, string | boolean | undefined
       const name = typeof flag === "string" ? flag : yield* table.name
       // The check every store makes, as a usage error here instead of a defect.
       yield* Tables.checkTableName(`--${table.flag}`, name).pipe(
-        Effect.catchDefect((defect) => Effect.fail(new UsageError({ message: `${messageOf(defect)}; ${usage}` })))
+        Effect.catchDefect((defect) => Effect.fail(new UsageError({ message: `${Errors.oneLine(defect)}; ${usage}` })))
       )
       return table.define(name)
     }))
@@ -206,7 +206,7 @@ const loadProjection = (file: string, name: string) =>
   Effect.gen(function*() {
     const exports = yield* Effect.tryPromise({
       try: () => import(pathToFileURL(resolve(file)).href) as Promise<Record<string, unknown>>,
-      catch: (error) => new UsageError({ message: `--module ${file} cannot be imported: ${messageOf(error)}` })
+      catch: (error) => new UsageError({ message: `--module ${file} cannot be imported: ${Errors.oneLine(error)}` })
     })
     // The same projection may be exported alone and in an array.
     const found = [...new Set(Object.values(exports).flatMap((value) => (Array.isArray(value) ? value : [value])).filter(isProjection))]
@@ -313,20 +313,9 @@ const program = Effect.gen(function*() {
   return yield* Console.log(created.length === 0 ? "All tables exist already." : `Created: ${created.join(", ")}`)
 })
 
-const messageOf = (error: unknown): string =>
-  typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
-    ? error.message
-    : String(error)
-
-/** One line: a `ConfigError`'s message is `SchemaError(<what to do>\n  at ["NAME"])`. */
-const oneLine = (error: unknown): string =>
-  Predicate.isTagged(error, "ConfigError")
-    ? messageOf(error).replace(/^SchemaError\(([\s\S]*)\)$/, "$1").replace(/\s*\n\s*at \[(.*)\]$/, " (at $1)").replace(/\s*\n\s*/g, " ")
-    : messageOf(error).replace(/\s*\n\s*/g, " ")
-
 Effect.runPromiseExit(program).then((exit) => {
   if (Exit.isSuccess(exit)) return
   const failure = exit.cause.reasons.find(Cause.isFailReason)
-  console.error(`dynamo-es: ${failure === undefined ? Cause.pretty(exit.cause) : oneLine(failure.error)}`)
+  console.error(`dynamo-es: ${failure === undefined ? Cause.pretty(exit.cause) : Errors.oneLine(failure.error)}`)
   process.exitCode = 1
 })

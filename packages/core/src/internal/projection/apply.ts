@@ -5,13 +5,14 @@ import type { EventEnvelope } from "../../EventStore.js"
 import { type ConditionalStorage, ReadModelStore, type Storage } from "../../ReadModel.js"
 import { limitsOf } from "../readModel/limits.js"
 import type { CorruptedReadModelError, ReadModelIdMismatchError } from "../readModel/errors.js"
-import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
+import { chunksOf } from "../readModel/unprocessed.js"
 import { CHECKPOINTS, CorruptedCheckpointError } from "./checkpoint.js"
 import { ProjectionDecodeError, ProjectionHandlerError, ProjectionTransactionTooLargeError } from "./errors.js"
 import { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ROWS } from "./limits.js"
 import type { ApplyResult, Projection, ReadModelSpec, Repositories } from "./model.js"
 import { prefetchIds } from "./prefetch.js"
 import { makeUnitOfWork } from "./unitOfWork.js"
+import { untilAllProcessed } from "./unprocessed.js"
 
 type Failure = NonNullable<ApplyResult["failure"]>
 
@@ -75,15 +76,7 @@ export const applyEvents = <E, RM extends Record<string, ReadModelSpec<any>>, Er
     if (mode === "transactional" && conditional.transact === undefined) {
       return yield* Effect.die(new Error(`Projection.applyEvents: the read-model store "${store.table}" has no transactions (ConditionalStorage.transact)`))
     }
-    const makeUow = () =>
-      makeUnitOfWork({
-        storage,
-        conditional,
-        mode,
-        specs: projection.readModels,
-        writeConcurrency: Math.max(1, options.writeConcurrency ?? 8),
-        readConcurrency: Math.max(1, options.readConcurrency ?? 4)
-      })
+    const makeUow = () => makeUnitOfWork({ storage, conditional, mode, specs: projection.readModels }, options)
     const decode = Schema.decodeUnknownExit(projection.events)
     const handled = projection.types === undefined ? undefined : new Set(projection.types)
 
@@ -185,8 +178,9 @@ const applyTransactional = <X, R>(
       const done = new Map<string, number>()
       for (const chunk of chunksOf(streams, limits.maxBatchGet)) {
         let remaining = chunk
-        yield* untilProcessed(
-          defaultUnprocessedRetrySchedule,
+        yield* untilAllProcessed(
+          "BatchGetItem",
+          storage.table,
           Effect.gen(function*() {
             const r = yield* conditional.readGuardedBatch(markers, remaining)
             for (const row of r.rows) {
@@ -198,15 +192,7 @@ const applyTransactional = <X, R>(
             remaining = r.unprocessed
             return remaining.length
           })
-        ).pipe(Effect.catchTag("Unprocessed", () =>
-          Effect.fail(
-            new StorageError({
-              operation: "BatchGetItem",
-              reason: "Throttled",
-              resource: storage.table,
-              detail: `${remaining.length} key(s) stayed unprocessed after every retry`
-            })
-          )))
+        )
       }
       return done
     })

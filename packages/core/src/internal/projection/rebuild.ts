@@ -3,15 +3,16 @@
  * version keeps serving, switch readers over, then drop the old version.
  */
 import { Effect } from "effect"
-import { InvalidInputError, StorageError } from "../../Errors.js"
+import { InvalidInputError, type StorageError } from "../../Errors.js"
 import type { EventLog } from "../../EventLog.js"
 import { ReadModelStore, type WriteOperation } from "../../ReadModel.js"
 import { limitsOf } from "../readModel/limits.js"
-import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
+import { chunksOf } from "../readModel/unprocessed.js"
 import { CHECKPOINTS, type CorruptedCheckpointError } from "./checkpoint.js"
 import { ProjectionVersionError, type RunError } from "./errors.js"
 import type { Projection, ReadModelSpec, RebuildOptions, RebuildResult } from "./model.js"
 import { run } from "./run.js"
+import { untilAllProcessed } from "./unprocessed.js"
 import { readActive, switchActive, versioned, versionedName } from "./versions.js"
 
 /** The store's storage and its conditional primitives; dies without them (a misconfiguration). */
@@ -134,23 +135,16 @@ export const drop = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
           yield* storage.queryPage(name, { consistentRead: true, limit: undefined, exclusiveStartId: cursor })
         yield* Effect.forEach(chunksOf(page.rows, limits.maxBatchWrite), (chunk) => {
           let remaining: ReadonlyArray<WriteOperation> = chunk.map((row) => ({ _tag: "Delete", id: row.id }))
-          return untilProcessed(
-            defaultUnprocessedRetrySchedule,
+          return untilAllProcessed(
+            "BatchWriteItem",
+            storage.table,
             Effect.map(Effect.suspend(() => storage.writeBatch(name, remaining)), ({ unprocessed }) => {
               const left = new Set(unprocessed)
               rowsDeleted += remaining.length - left.size
               remaining = remaining.filter((op) => left.has(op.id))
               return remaining.length
             })
-          ).pipe(Effect.catchTag("Unprocessed", () =>
-            Effect.fail(
-              new StorageError({
-                operation: "BatchWriteItem",
-                reason: "Throttled",
-                resource: storage.table,
-                detail: `${remaining.length} item(s) stayed unprocessed after every retry`
-              })
-            )))
+          )
         }, { discard: true })
         cursor = page.lastEvaluatedId
       } while (cursor !== undefined)

@@ -61,14 +61,7 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
       Effect.flatMap(lease.commit(position), (r) => (r === "fenced" ? Effect.fail(fenced) : Effect.void))
     const renew = Effect.flatMap(lease.renew, (r) => (r === "fenced" ? Effect.fail(fenced) : Effect.void))
 
-    const uow = makeUnitOfWork({
-      storage,
-      conditional,
-      mode,
-      specs: projection.readModels,
-      writeConcurrency: Math.max(1, options.writeConcurrency ?? 8),
-      readConcurrency: Math.max(1, options.readConcurrency ?? 4)
-    })
+    const uow = makeUnitOfWork({ storage, conditional, mode, specs: projection.readModels }, options)
     const repositories = uow.repositories as Repositories<RM>
 
     const started = yield* Clock.currentTimeMillis
