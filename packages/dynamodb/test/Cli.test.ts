@@ -135,6 +135,14 @@ describe("dynamo-es log tail, stream read, projection rebuild", () => {
           // projection status skips the active-version row.
           assert.deepStrictEqual(lines((yield* cli(["projection", "status"], env)).stdout), ["counts@2: position 6 of 6, lag 0, no runner"])
 
+          // On a terminal (a pseudo-terminal from `script`): a progress bar redrawn in place.
+          const tty = yield* Effect.callback<string>((resume) => {
+            const command = [process.execPath, "--import", "tsx", bin, "projection", "rebuild", "counts", "--module", module, "--version", "3"].join(" ")
+            execFile("script", ["-qec", command, "/dev/null"], { env: { ...process.env, ...env }, timeout: 60_000 }, (_, stdout) => resume(Effect.succeed(stdout)))
+          })
+          assert.match(tty, /\rcounts@3 \[#{30}\] 100% 6\/6 \d+ events\/s/)
+          assert.include(tty, "counts: version 3 is active (was 2); 6 events applied.")
+
           // Usage errors: one line, nothing done.
           const noModule = yield* cli(["projection", "rebuild", "counts"], env)
           assert.strictEqual(noModule.code, 1)
@@ -143,7 +151,7 @@ describe("dynamo-es log tail, stream read, projection rebuild", () => {
           assert.match(unknown.stderr, /^dynamo-es: --module .* exports no projection named "other" \(it exports: counts\)\n$/)
           const misplaced = yield* cli(["stream", "read", "acc-1", "--follow"], env)
           assert.match(misplaced.stderr, /^dynamo-es: --follow is an option of log tail; usage/)
-          assert.strictEqual(yield* Projection.activeVersion("counts").pipe(Effect.provide(readModels)), 2)
+          assert.strictEqual(yield* Projection.activeVersion("counts").pipe(Effect.provide(readModels)), 3)
         }).pipe(
           Effect.provide(Layer.mergeAll(
             DynamoEventStore.layerExisting({ tableName: eventsTable }),
