@@ -683,6 +683,29 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.strictEqual(older._tag, "ProjectionVersionError")
       })))
 
+    it.live("rebuild: what was appended while it caught up, more than a batch, is applied by another pass before the switch", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 6, 5)
+        let appended = false
+        const result = yield* env.provide(Projection.rebuild(accounts(name), {
+          version: 2,
+          batchSize: 10,
+          batchWindow: "5 millis",
+          pollInterval: "5 millis",
+          // At the end of the first pass: 24 more events (more than a batch).
+          onProgress: (p) =>
+            p.caughtUp && !appended
+              ? Effect.orDie(Effect.andThen(Effect.sync(() => void (appended = true)), appendEvents(env.store, 4, 6)))
+              : Effect.void
+        }))
+        const events = yield* env.allEvents
+        assert.strictEqual(events.length, 54)
+        assert.deepStrictEqual([result.version, result.progress.position, result.progress.eventsApplied], [2, 54, 54])
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events), "switched with everything applied, no runner needed")
+      })))
+
     it.live("rebuild: crashes at random points (mid-flush, between flush and checkpoint, lost responses) and restarts give the rows of an uninterrupted rebuild; readers see the old version until the switch", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup

@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { InvalidInputError, type StorageError } from "../../Errors.js"
-import type { EventLog } from "../../EventLog.js"
+import { EventLog } from "../../EventLog.js"
 import { ReadModelStore, type WriteOperation } from "../../ReadModel.js"
 import { limitsOf } from "../readModel/limits.js"
 import { chunksOf } from "../readModel/unprocessed.js"
@@ -43,9 +43,10 @@ export const activeVersion = (
  *
  * 1. runs the projection at `version` (every name suffixed `@version`: its own checkpoint,
  *    its own repositories) from the start of the log until it has caught up, with `run`'s
- *    progress; a crash anywhere resumes from that checkpoint when `rebuild` is called again
- *    with the same version (the default version is the same while the switch has not
- *    happened);
+ *    progress, and once more while more than a batch (`batchSize`) was appended meanwhile
+ *    (at most 3 passes); a crash anywhere resumes from that checkpoint when `rebuild` is
+ *    called again with the same version (the default version is the same while the switch
+ *    has not happened);
  * 2. switches readers over: a compare-and-set of the projection's active-version row
  *    (`$projections`, id `<name>#active`). {@link readers} see the new version once their
  *    cache expires; `runActive` runners stop the old version and continue the new one live.
@@ -78,7 +79,18 @@ export const rebuild = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R
         reason: "is older than the active version: rebuild into a newer one"
       })
     }
-    const progress = yield* run(versioned(projection, version), { ...options, until: "caughtUp" })
+    // Catch up, then again while what was appended meanwhile is more than a batch (at most 3
+    // passes): the switch-over then leaves the live runner little to do.
+    const target = versioned(projection, version)
+    const maxLag = Math.max(1, options.batchSize ?? 500)
+    const log = yield* EventLog
+    let progress = yield* run(target, { ...options, until: "caughtUp" })
+    let applied = progress.eventsApplied
+    for (let pass = 1; pass < 3 && (yield* log.head) - progress.position > maxLag; pass++) {
+      progress = yield* run(target, { ...options, until: "caughtUp" })
+      applied += progress.eventsApplied
+    }
+    progress = { ...progress, eventsApplied: applied }
     const current = yield* readActive(conditional, projection.name)
     if (current.version !== version) {
       const switched = current.version < version && (yield* switchActive(conditional, projection.name, current, version))
