@@ -132,8 +132,11 @@ describe("dynamo-es log tail, stream read, projection rebuild", () => {
             }
           }).pipe(Effect.provide(readModels))
           assert.deepStrictEqual(after, { version: 2, rows: [{ id: "acc-1", n: 3 }, { id: "acc-2", n: 3 }], v1: [] })
-          // projection status skips the active-version row.
-          assert.deepStrictEqual(lines((yield* cli(["projection", "status"], env)).stdout), ["counts@2: position 6 of 6, lag 0, no runner"])
+          // projection status: the active version, then each checkpoint.
+          assert.deepStrictEqual(lines((yield* cli(["projection", "status"], env)).stdout), [
+            "counts: version 2 is active",
+            "counts@2: position 6 of 6, lag 0, no runner"
+          ])
 
           // On a terminal (a pseudo-terminal from `script`): a progress bar redrawn in place.
           const tty = yield* Effect.callback<string>((resume) => {

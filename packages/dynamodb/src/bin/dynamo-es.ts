@@ -22,8 +22,8 @@
  * `envConfig`: `DYNAMO_ES_EVENTS_TABLE`, `DYNAMO_ES_SNAPSHOTS_TABLE`,
  * `DYNAMO_ES_READ_MODELS_TABLE`, and `DYNAMO_ES_LOG_TABLE` (the global log; a flag wins over its
  * variable). `projection status [--name NAME]` prints, per projection (one, or every one with a
- * checkpoint in the read-models table), its checkpoint, the log's head, the lag and the runner
- * holding it. `log backfill` indexes into the global log every event of the events table that
+ * checkpoint in the read-models table, versions included, after the active version of each
+ * rebuilt one), its checkpoint, the log's head, the lag and the runner holding it. `log backfill` indexes into the global log every event of the events table that
  * is not in it yet (`DynamoSequencer.repairScan`, a parallel `Scan`): for a table whose history
  * predates the log; safe to run while the sequencer runs. `log tail` prints the last `--last`
  * events of the global log (default 10), one line each (position, stream@version, type,
@@ -124,17 +124,24 @@ const projectionStatus = (flags: Flags) =>
     const store = yield* ReadModel.make(storage)
     const log = yield* DynamoEventLog.make({ eventsTable: names["events"]!, logTable: names["log"]! })
     const only = flags["name"]
-    const projections = typeof only === "string"
+    const ids = typeof only === "string"
       ? [only]
       : yield* Stream.runCollect(
         Stream.paginate(undefined as string | undefined, (start) =>
           Effect.map(
             storage.queryPage(Projection.CHECKPOINTS, { consistentRead: true, limit: undefined, exclusiveStartId: start }),
-            // `<name>#active` rows hold a projection's active version, not a checkpoint.
-            (page) => [page.rows.flatMap((row) => (row.id.endsWith("#active") ? [] : [row.id])), Option.fromUndefinedOr(page.lastEvaluatedId)] as const
+            (page) => [page.rows.map((row) => row.id), Option.fromUndefinedOr(page.lastEvaluatedId)] as const
           ))
       )
+    // `<name>#active` rows hold the active version of a rebuilt projection, `<name>#streams`
+    // the lock of `applyEvents`' transactional mode: not checkpoints.
+    const projections = ids.filter((id) => !id.endsWith("#active") && !id.endsWith("#streams"))
     if (projections.length === 0) return yield* Console.log(`No projection has a checkpoint in ${readModelsTable}.`)
+    for (const id of ids.filter((id) => id.endsWith("#active"))) {
+      const name = id.slice(0, -"#active".length)
+      const version = yield* Projection.activeVersion(name).pipe(Effect.provideService(ReadModel.ReadModelStore, store))
+      yield* Console.log(`${name}: version ${version} is active`)
+    }
     for (const name of projections) {
       const s = yield* Projection.status(name).pipe(
         Effect.provideService(EventLog.EventLog, log),
