@@ -4,15 +4,16 @@
  *
  *   npm run example:projections
  *
- * It appends events to an events table, runs the sequencer (the global log), rebuilds the
- * projection with a progress line, then keeps it live while more events are appended, and
- * prints the read models. Set DYNAMODB_ENDPOINT to use a DynamoDB you started yourself.
+ * It appends events to an events table, runs the sequencer (the global log) and the
+ * projection live (version 1), rebuilds it into version 2 with a progress line while version
+ * 1 serves, switches over, keeps version 2 live while more events are appended, prints the
+ * read models through readers of the active version, and drops version 1. Set DYNAMODB_ENDPOINT to use a DynamoDB you started yourself.
  */
-import { EventLog, EventStore, Projection, ReadModel } from "@dynamo-es/core"
+import { EventLog, EventStore, Projection } from "@dynamo-es/core"
 import { DynamoEventLog, DynamoEventStore, DynamoReadModelStore, DynamoSequencer, Tables } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
-import { NodeRuntime } from "@effect/platform-node"
-import { Console, DateTime, Deferred, Effect, Fiber, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Console, DateTime, Effect, Fiber, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
+import { runMain } from "./main.js"
 
 // --- the events and the read models -------------------------------------------------
 
@@ -83,25 +84,40 @@ const program = Effect.gen(function*() {
   yield* appendSome(1, 20, 14)
   yield* awaitLogged(300)
 
-  yield* Console.log("Rebuilding the projection:")
-  const rebuilt = yield* Projection.run(bank, { until: "caughtUp", batchSize: 100, onProgress: progressLine })
-  yield* Console.log(`  caught up at ${rebuilt.position}: ${rebuilt.eventsApplied} events, ${rebuilt.requests} write requests`)
-
-  yield* Console.log("Live: the projection follows the log while 5 more accounts are opened ...")
-  const reached = yield* Deferred.make<void>()
-  const live = yield* Projection.run(bank, {
+  // The live runner: the active version, moving to a new one when a rebuild switches over.
+  const latest = yield* Ref.make<Projection.Progress | undefined>(undefined)
+  const liveAt = (projection: string, position: number) =>
+    Ref.get(latest).pipe(
+      Effect.repeat({ until: (p) => p?.projection === projection && p.position >= position, schedule: Schedule.spaced("50 millis") })
+    )
+  yield* Console.log("Version 1, live (Projection.runActive), catching up:")
+  const live = yield* Projection.runActive(bank, {
+    batchSize: 100,
     batchWindow: "50 millis",
-    onProgress: (p) => Effect.andThen(progressLine(p), p.position >= 375 ? Deferred.succeed(reached, undefined) : Effect.void)
+    checkInterval: "200 millis",
+    onProgress: (p) => Effect.andThen(progressLine(p), Ref.set(latest, p))
   }).pipe(Effect.forkChild)
+  yield* liveAt("bank", 300)
+  // Readers read the active version (looked up through one row, cached for a second).
+  const readers = yield* Projection.readers(bank, { cacheTtl: "1 second" })
+
+  yield* Console.log("Rebuilding into version 2 while version 1 serves:")
+  const rebuilt = yield* Projection.rebuild(bank, { batchSize: 100, onProgress: progressLine })
+  yield* Console.log(
+    `  version ${rebuilt.version} is active (was ${rebuilt.previous}): ${rebuilt.progress.eventsApplied} events, ${rebuilt.progress.requests} write requests`
+  )
+
+  yield* Console.log("Live: the runner moves to version 2 and follows the log while 5 more accounts are opened ...")
   yield* appendSome(21, 5, 14)
-  yield* Deferred.await(reached)
+  yield* liveAt("bank@2", 375)
   yield* Fiber.interrupt(live)
 
-  const balances = yield* ReadModel.repository("bank-balances", Balance)
-  const totals = yield* ReadModel.repository("bank-daily-totals", DailyTotals)
-  const all = yield* Stream.runCollect(balances.findAll())
-  yield* Console.log(`${all.length} balances, e.g. ${JSON.stringify(all[0])}`)
-  for (const day of yield* Stream.runCollect(totals.findAll())) yield* Console.log(`  ${JSON.stringify(day)}`)
+  yield* Effect.sleep("1 second") // the readers' cache lifetime: they read version 2 now
+  const all = yield* Stream.runCollect(readers.balances.findAll())
+  yield* Console.log(`${all.length} balances (version ${yield* readers.balances.version}), e.g. ${JSON.stringify(all[0])}`)
+  for (const day of yield* Stream.runCollect(readers.totals.findAll())) yield* Console.log(`  ${JSON.stringify(day)}`)
+  const dropped = yield* Projection.drop(bank, { version: rebuilt.previous })
+  yield* Console.log(`Dropped version ${rebuilt.previous}: ${dropped.rowsDeleted} rows.`)
 })
 
 // --- wiring: DynamoDB Local -> client -> event store, log + sequencer, read models ------
@@ -122,5 +138,5 @@ const Live = Layer.mergeAll(
 
 Console.log("Starting DynamoDB Local (set DYNAMODB_ENDPOINT to use your own)...").pipe(
   Effect.andThen(program.pipe(Effect.provide(Live))),
-  NodeRuntime.runMain
+  runMain
 )

@@ -287,3 +287,23 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
     return `${this.operation}${this.resource ? ` on ${this.resource}` : ""} failed (${this.reason}): ${this.detail}.${hint}${outcome}`
   }
 }
+
+/**
+ * The message of an expected failure on one line, for a command line or a log line: the
+ * error's `message` with its line breaks folded, and for a `ConfigError` (a missing or
+ * malformed variable) the text without its `SchemaError(...)` wrapper, with the variable
+ * named: `AWS_REGION is not set ... (at "AWS_REGION")`. What the `dynamo-es` command and
+ * the examples print instead of a stack trace.
+ *
+ * @since 0.2.0
+ * @category formatting
+ */
+export const oneLine = (error: unknown): string => {
+  const message = typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : String(error)
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
+  return tag === "ConfigError"
+    ? message.replace(/^SchemaError\(([\s\S]*)\)$/, "$1").replace(/\s*\n\s*at \[(.*)\]$/, " (at $1)").replace(/\s*\n\s*/g, " ")
+    : message.replace(/\s*\n\s*/g, " ")
+}

@@ -15,7 +15,7 @@
  *   checkpointed, and a restart after the fix completes exactly.
  */
 import { assert, describe, it } from "./vitest.js"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema, type Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Schema, type Scope, Stream } from "effect"
 import { EventLog, EventStore, Projection, ReadModel } from "../src/index.js"
 import { instrument } from "./ReadModelStorageTest.js"
 import { failure, range } from "./utils.js"
@@ -30,7 +30,7 @@ type Balance = typeof Balance.Type
 const Total = Schema.Struct({ id: Schema.String, sum: Schema.Number, events: Schema.Number })
 
 /** Not idempotent on purpose: applying an event twice changes the rows. */
-const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean, prefetch = false) =>
+const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) => boolean, prefetch = false, scale = 1) =>
   Projection.make({
     name,
     events: Payload,
@@ -43,7 +43,7 @@ const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) 
       Effect.gen(function*() {
         if (poison?.(event) === true) return yield* Effect.fail(new Error(`poison at ${event.position}`))
         const total = Option.getOrElse(yield* totals.find("all"), () => ({ id: "all", sum: 0, events: 0 }))
-        const delta = event.payload.kind === "Withdrawn" ? -event.payload.amount : event.payload.amount
+        const delta = (event.payload.kind === "Withdrawn" ? -event.payload.amount : event.payload.amount) * scale
         yield* totals.save({ id: "all", sum: total.sum + delta, events: total.events + 1 })
         if (event.payload.kind === "Closed") return yield* balances.remove(event.streamId)
         const current = Option.getOrElse(yield* balances.find(event.streamId), () => ({ id: event.streamId, balance: 0, count: 0, last: 0 }))
@@ -52,12 +52,12 @@ const accounts = (name: string, poison?: (event: EventLog.LoggedEvent<Payload>) 
   })
 
 /** The rows the projection must produce: a plain fold of the events, in log order. */
-const expected = (events: ReadonlyArray<EventLog.LoggedEvent>) => {
+const expected = (events: ReadonlyArray<EventLog.LoggedEvent>, scale = 1) => {
   const balances = new Map<string, Balance>()
   let sum = 0
   for (const e of events) {
     const p = e.payload as Payload
-    const delta = p.kind === "Withdrawn" ? -p.amount : p.amount
+    const delta = (p.kind === "Withdrawn" ? -p.amount : p.amount) * scale
     sum += delta
     if (p.kind === "Closed") balances.delete(e.streamId)
     else {
@@ -106,15 +106,23 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
             Effect.provideService(EventLog.EventLog, log),
             Effect.provideService(ReadModel.ReadModelStore, readModels)
           ))
-      const rows = (projection: string) =>
+      /** Provides the log and a store over `on` (default: the storage under test). */
+      const provide = <A, E>(effect: Effect.Effect<A, E, EventLog.EventLog | ReadModel.ReadModelStore>, on: ReadModel.Storage = storage) =>
+        Effect.flatMap(ReadModel.make(on), (readModels) =>
+          effect.pipe(
+            Effect.provideService(EventLog.EventLog, log),
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          ))
+      const rows = (projection: string, version = 1) =>
         Effect.gen(function*() {
           const readModels = yield* ReadModel.make(storage)
-          const balances = yield* readModels.create(`${projection}-balances`, Balance)
-          const totals = yield* readModels.create(`${projection}-totals`, Total)
+          const suffix = version === 1 ? "" : `@${version}`
+          const balances = yield* readModels.create(`${projection}-balances${suffix}`, Balance)
+          const totals = yield* readModels.create(`${projection}-totals${suffix}`, Total)
           return { balances: yield* Stream.runCollect(balances.findAll()), totals: yield* Stream.runCollect(totals.findAll()) }
         })
       const allEvents = Stream.runCollect(log.readAll())
-      return { storage, log, store, runOn, rows, allEvents }
+      return { storage, log, store, runOn, provide, rows, allEvents }
     })
 
     /** Runs until caught up, restarting after each failure that `retryable` accepts (at most 200 times). */
@@ -127,6 +135,44 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
           if (!retryable(error)) return yield* Effect.die(error)
         }
         return yield* Effect.die(new Error("too many restarts"))
+      })
+
+    /**
+     * Eight faults on `operations`, each `minGap` to `minGap + 4` requests after the previous
+     * one: a lost request or a lost response (applied, then failed). Returns how many fired.
+     */
+    const injectFaults = (
+      instrumented: ReturnType<typeof instrument>,
+      operations: ReadonlyArray<string>,
+      minGap: number,
+      spread = 5
+    ) =>
+      Effect.gen(function*() {
+        let writes = 0
+        let injected = 0
+        let next = minGap + Math.floor(Math.random() * spread)
+        yield* instrumented.setFault((operation) => {
+          if (!operations.includes(operation)) return undefined
+          if (++writes !== next || injected === 8) return undefined
+          injected++
+          next += minGap + Math.floor(Math.random() * spread)
+          return { _tag: "Fail", applied: Math.random() < 0.5 }
+        })
+        return () => injected
+      })
+
+    /** Runs `attempt` to the end again and again while `writers` append, restarting after StorageErrors; the restarts. */
+    const restartingWhileAppending = <A, E extends { readonly _tag: string }>(writers: Fiber.Fiber<unknown, unknown>, attempt: Effect.Effect<A, E>) =>
+      Effect.gen(function*() {
+        let crashes = 0
+        while (true) {
+          const done = writers.pollUnsafe() !== undefined
+          const { restarts } = yield* untilDone(attempt, (e) => e._tag === "StorageError")
+          crashes += restarts
+          if (done) break
+        }
+        yield* Fiber.join(writers)
+        return crashes
       })
 
     for (const mode of ["guarded", "atLeastOnce", "transactional"] as const) {
@@ -308,35 +354,18 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         const name = unique("p")
         const reference = unique("r")
         const instrumented = instrument(env.storage)
-        // Eight faults, each 2 to 6 writes after the previous one: a lost request or a lost
-        // response (applied, then failed) of a row write or of a checkpoint compare-and-set.
-        let writes = 0
-        let injected = 0
-        let next = 2 + Math.floor(Math.random() * 5)
-        yield* instrumented.setFault((operation) => {
-          if (!["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"].includes(operation)) return undefined
-          if (++writes !== next || injected === 8) return undefined
-          injected++
-          next += 2 + Math.floor(Math.random() * 5)
-          return { _tag: "Fail", applied: Math.random() < 0.5 }
-        })
+        // Faults on row writes and checkpoint compare-and-sets, 2 to 6 requests apart.
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
-        let crashes = 0
-        while (true) {
-          const done = writers.pollUnsafe() !== undefined
-          const { restarts } = yield* untilDone(
-            // The same process restarting: its own lease does not hold it back.
-            env.runOn(instrumented.storage, accounts(name, undefined, true), { mode, until: "caughtUp", owner: "restarting" }),
-            (e) => e._tag === "StorageError"
-          )
-          crashes += restarts
-          if (done) break
-        }
-        yield* Fiber.join(writers)
+        const crashes = yield* restartingWhileAppending(
+          writers,
+          // The same process restarting: its own lease does not hold it back.
+          env.runOn(instrumented.storage, accounts(name, undefined, true), { mode, until: "caughtUp", owner: "restarting" })
+        )
         yield* instrumented.setFault(undefined)
         yield* env.runOn(env.storage, accounts(reference), { until: "caughtUp" })
         const [got, want] = [yield* env.rows(name), yield* env.rows(reference)]
-        assert.strictEqual(injected, 8)
+        assert.strictEqual(injected(), 8)
         assert.isAtLeast(crashes, 4, "the faults did crash the runner")
         assert.deepStrictEqual(got.balances.map((b) => ({ ...b })), want.balances.map((b) => ({ ...b })))
         assert.deepStrictEqual(got.totals.map((t) => t.sum), want.totals.map((t) => t.sum))
@@ -344,6 +373,117 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(got, expected(yield* env.allEvents))
       })))
     }
+
+    it.live("atLeastOnce with an idempotent handler: crashes at random points (mid-flush, between flush and checkpoint, lost responses) while writers append; after restarts the rows equal an uninterrupted run", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        const reference = unique("r")
+        // Idempotent: each row is computed from the event alone (last value wins, in log order).
+        const Last = Schema.Struct({ id: Schema.String, version: Schema.Number, kind: Schema.String, amount: Schema.Number })
+        const latest = (projection: string) =>
+          Projection.make({
+            name: projection,
+            events: Payload,
+            readModels: { last: Projection.readModel(`${projection}-last`, Last) },
+            handle: (event, { last }) =>
+              event.payload.kind === "Closed"
+                ? last.remove(event.streamId)
+                : last.save({ id: event.streamId, version: event.version, kind: event.payload.kind, amount: event.payload.amount })
+          })
+        const rowsOf = (projection: string) =>
+          Effect.flatMap(ReadModel.make(env.storage), (readModels) =>
+            Effect.flatMap(readModels.create(`${projection}-last`, Last), (repo) => Stream.runCollect(repo.findAll())))
+        const instrumented = instrument(env.storage)
+        const injected = yield* injectFaults(instrumented, ["BatchWriteItem", "CompareAndSet", "BatchGetItem"], 1, 3)
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
+        const crashes = yield* restartingWhileAppending(
+          writers,
+          env.runOn(instrumented.storage, latest(name), { mode: "atLeastOnce", until: "caughtUp", owner: "restarting" })
+        )
+        yield* instrumented.setFault(undefined)
+        yield* env.runOn(env.storage, latest(reference), { mode: "atLeastOnce", until: "caughtUp" })
+        const [got, want] = [yield* rowsOf(name), yield* rowsOf(reference)]
+        assert.strictEqual(injected(), 8)
+        assert.isAtLeast(crashes, 4, "the faults did crash the runner")
+        assert.deepStrictEqual(got, want)
+        // And what a plain fold of the log gives.
+        const fold = new Map<string, typeof Last.Type>()
+        for (const e of yield* env.allEvents) {
+          const p = e.payload as Payload
+          if (p.kind === "Closed") fold.delete(e.streamId)
+          else fold.set(e.streamId, { id: e.streamId, version: e.version, kind: p.kind, amount: p.amount })
+        }
+        assert.deepStrictEqual(got, [...fold.values()].sort((a, b) => ReadModel.compareIds(a.id, b.id)))
+      })))
+
+    it.live("applyEvents transactional: exactly once across streams with two shards at once, lost responses, retried and duplicated batches", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 12, 6)
+        const events = yield* env.allEvents
+        const streams = [...new Set(events.map((e) => e.streamId))]
+        // Two shards, each delivering its streams' records in version order, 10 per batch.
+        const shards = [0, 1].map((shard) => {
+          const mine = events.filter((e) => streams.indexOf(e.streamId) % 2 === shard)
+          return range(0, Math.ceil(mine.length / 10) - 1).map((i) => mine.slice(i * 10, i * 10 + 10))
+        })
+        const instrumented = instrument(env.storage)
+        let transactions = 0
+        let injected = 0
+        yield* instrumented.setFault((operation) => {
+          if (operation !== "TransactWriteItems" || ++transactions % 2 !== 0 || injected === 4) return undefined
+          injected++
+          return { _tag: "Fail", applied: injected % 2 === 0 }
+        })
+        const readModels = yield* ReadModel.make(instrumented.storage)
+        const apply = (batch: ReadonlyArray<EventLog.LoggedEvent>) =>
+          Projection.applyEvents(accounts(name), batch, { mode: "transactional" }).pipe(
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          )
+        let retries = 0
+        yield* Effect.forEach(shards, (batches) =>
+          Effect.forEach(batches, (batch, i) =>
+            Effect.gen(function*() {
+              // Lambda retries a failed batch until it succeeds...
+              while (Exit.isFailure(yield* Effect.exit(apply(batch)))) retries++
+              // ...and delivers some batches again.
+              if (i % 2 === 0) {
+                const again = yield* apply(batch)
+                assert.strictEqual(again.applied, batch.length)
+              }
+            }), { discard: true }), { concurrency: 2, discard: true })
+        assert.strictEqual(injected, 4)
+        assert.strictEqual(retries, 4)
+        assert.deepStrictEqual(yield* env.rows(name), expected(events), "every event once, whatever the interleaving")
+      })))
+
+    it.live("applyEvents transactional: a batch whose rows and stream checkpoints pass 99 items is committed in several transactions; a handler failure keeps what came before it", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        yield* appendEvents(env.store, 70, 1)
+        const [name, events, instrumented] = [unique("p"), yield* env.allEvents, instrument(env.storage)]
+        const readModels = yield* ReadModel.make(instrumented.storage)
+        const apply = (projection: ReturnType<typeof accounts>, batch: ReadonlyArray<EventLog.LoggedEvent>) =>
+          Projection.applyEvents(projection, batch, { mode: "transactional" }).pipe(
+            Effect.provideService(ReadModel.ReadModelStore, readModels)
+          )
+        // The 61st event fails: 60 applied.
+        const first = yield* apply(accounts(name, (e) => e.streamId === events[60]!.streamId), events)
+        assert.strictEqual(first.applied, 60)
+        assert.strictEqual(first.failure?.index, 60)
+        assert.strictEqual(first.failure?.error._tag, "ProjectionHandlerError")
+        assert.deepStrictEqual(yield* env.rows(name), expected(events.slice(0, 60)))
+        const transactions = (yield* instrumented.requests).filter((r) => r.operation === "TransactWriteItems")
+        assert.isAtLeast(transactions.length, 2)
+        for (const t of transactions) assert.isAtMost(t.ids.length, 100)
+        // The retry from the failed record on (Lambda), and the whole batch again: exact.
+        const rest = yield* apply(accounts(name), events.slice(60))
+        assert.deepStrictEqual([rest.applied, rest.failure], [10, undefined])
+        yield* apply(accounts(name), events)
+        assert.deepStrictEqual(yield* env.rows(name), expected(events))
+      })))
 
     it.live("transactional: a batch is cut where its rows would pass 99; an event changing more rows alone is a typed error", () =>
       Effect.scoped(Effect.gen(function*() {
@@ -476,5 +616,131 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(yield* env.rows(name), before)
         assert.deepStrictEqual(before, expected(yield* env.allEvents))
         assert.strictEqual(progress.rowsWritten, 0, "every replayed change was already in its row")
+      })))
+
+    /** The rows readers see now, through the active version. */
+    const readAll = (readers: Projection.Readers<ReturnType<typeof accounts>["readModels"]>) =>
+      Effect.gen(function*() {
+        return {
+          balances: yield* Stream.runCollect(readers.balances.findAll()),
+          totals: yield* Stream.runCollect(readers.totals.findAll())
+        }
+      })
+
+    it.live("rebuild: a new version is built while the active one serves and a live runner follows it; readers switch over; the old version is dropped", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 8, 6)
+        // Version 1 live, following the active version.
+        const live = yield* env.provide(
+          Projection.runActive(accounts(name), { batchSize: 20, batchWindow: "5 millis", pollInterval: "5 millis", checkInterval: "20 millis" })
+        ).pipe(Effect.forkChild)
+        const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
+        const reachedHead = (projection: string) =>
+          Effect.gen(function*() {
+            const head = yield* env.log.head
+            while (true) {
+              const row = yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, projection)
+              if (row?.data !== undefined && JSON.parse(row.data).position === head) return
+              yield* Effect.sleep("10 millis")
+            }
+          })
+        yield* reachedHead(name)
+        assert.deepStrictEqual(yield* readAll(readers), expected(yield* env.allEvents))
+        // The rebuild (a fixed handler: amounts doubled) while writers append.
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 4, 5))
+        const duringRebuild: Array<number> = []
+        const result = yield* env.provide(Projection.rebuild(accounts(name, undefined, false, 2), {
+          batchSize: 20,
+          batchWindow: "5 millis",
+          pollInterval: "5 millis",
+          onProgress: () => Effect.orDie(Effect.map(readers.balances.version, (v) => void duringRebuild.push(v)))
+        }))
+        assert.deepStrictEqual([result.version, result.previous], [2, 1])
+        assert.isAbove(duringRebuild.length, 0)
+        assert.isTrue(duringRebuild.every((v) => v === 1), "readers read version 1 until the switch")
+        assert.strictEqual(yield* readers.totals.version, 2, "and version 2 after it")
+        assert.strictEqual(yield* env.provide(Projection.activeVersion(name)), 2)
+        yield* Fiber.join(writers)
+        // The live runner moved to version 2 and keeps it up to date.
+        yield* reachedHead(`${name}@2`)
+        const events = yield* env.allEvents
+        assert.deepStrictEqual(yield* readAll(readers), expected(events, 2))
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events, 2))
+        yield* Fiber.interrupt(live)
+        // The active version cannot be dropped; the old one can, rows, tombstones and checkpoint.
+        const refused = failure(yield* Effect.exit(env.provide(Projection.drop(accounts(name), { version: 2 }))))
+        assert.strictEqual(refused._tag, "ProjectionVersionError")
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events, 2))
+        const dropped = yield* env.provide(Projection.drop(accounts(name), { version: 1 }))
+        assert.isAbove(dropped.rowsDeleted, 0)
+        assert.deepStrictEqual(yield* env.rows(name, 1), { balances: [], totals: [] })
+        assert.strictEqual((yield* env.storage.conditional!.queryTombstones(`${name}-balances`, undefined)).rows.length, 0)
+        assert.isUndefined(yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, name))
+        // Rebuilding into an older version than the active one is refused.
+        const older = failure(yield* Effect.exit(env.provide(Projection.rebuild(accounts(name), { version: 1 }))))
+        assert.strictEqual(older._tag, "ProjectionVersionError")
+      })))
+
+    it.live("rebuild: what was appended while it caught up, more than a batch, is applied by another pass before the switch", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        yield* appendEvents(env.store, 6, 5)
+        let appended = false
+        const result = yield* env.provide(Projection.rebuild(accounts(name), {
+          version: 2,
+          batchSize: 10,
+          batchWindow: "5 millis",
+          pollInterval: "5 millis",
+          // At the end of the first pass: 24 more events (more than a batch).
+          onProgress: (p) =>
+            p.caughtUp && !appended
+              ? Effect.orDie(Effect.andThen(Effect.sync(() => void (appended = true)), appendEvents(env.store, 4, 6)))
+              : Effect.void
+        }))
+        const events = yield* env.allEvents
+        assert.strictEqual(events.length, 54)
+        assert.deepStrictEqual([result.version, result.progress.position, result.progress.eventsApplied], [2, 54, 54])
+        assert.deepStrictEqual(yield* env.rows(name, 2), expected(events), "switched with everything applied, no runner needed")
+      })))
+
+    it.live("rebuild: crashes at random points (mid-flush, between flush and checkpoint, lost responses) and restarts give the rows of an uninterrupted rebuild; readers see the old version until the switch", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const name = unique("p")
+        const reference = unique("r")
+        yield* appendEvents(env.store, 14, 8)
+        yield* env.provide(Projection.run(accounts(name), { until: "caughtUp" }))
+        const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
+        const instrumented = instrument(env.storage)
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
+        const writers = yield* Effect.forkChild(appendEvents(env.store, 6, 6))
+        const options = { batchSize: 15, batchWindow: "5 millis", pollInterval: "5 millis", owner: "restarting" } as const
+        let crashes = 0
+        for (let attempt = 0; ; attempt++) {
+          const exit = yield* Effect.exit(env.provide(Projection.rebuild(accounts(name, undefined, true, 2), { ...options, version: 2 }), instrumented.storage))
+          if (Exit.isSuccess(exit)) break
+          assert.strictEqual(failure(exit)._tag, "StorageError")
+          assert.isBelow(attempt, 200)
+          crashes++
+          // Readers read version 1, whole, until the switch (whose lost response is the only
+          // crash that can leave version 2 active), and the rows of the active version.
+          const version = yield* readers.balances.version
+          assert.isTrue(version === 1 || (version === 2 && (yield* env.storage.conditional!.readGuarded(Projection.CHECKPOINTS, `${name}#active`)) !== undefined))
+          assert.deepStrictEqual(yield* readAll(readers), yield* env.rows(name, version))
+        }
+        yield* Fiber.join(writers)
+        yield* instrumented.setFault(undefined)
+        // The rebuild ended at the head it saw; what was appended after it, a runner adds.
+        yield* env.provide(Projection.runActive(accounts(name, undefined, true, 2), { ...options, until: "caughtUp" }))
+        yield* env.provide(Projection.rebuild(accounts(reference, undefined, false, 2), { version: 2 }))
+        const [got, want] = [yield* env.rows(name, 2), yield* env.rows(reference, 2)]
+        assert.strictEqual(injected(), 8)
+        assert.isAtLeast(crashes, 4, "the faults did crash the rebuild")
+        assert.deepStrictEqual(got, want, "row for row as an uninterrupted rebuild")
+        assert.deepStrictEqual(got, expected(yield* env.allEvents, 2))
+        assert.deepStrictEqual(yield* readAll(readers), got, "readers read version 2 after the switch")
       })))
   })

@@ -7,8 +7,9 @@
  * **Per-stream order only.** A shard delivers the records of one stream (partition key) in
  * version order; there is no order across streams and no global position. In `"guarded"`
  * mode the guard of a row is the stream version (the handler sees it as `position`), exact
- * for rows that one stream writes; rows fed by several streams need `"atLeastOnce"` and an
- * idempotent handler, or the global log (`Projection.run`).
+ * for rows that one stream writes; rows fed by several streams need `"transactional"` (a
+ * checkpoint per stream, written in one transaction with the rows: exactly once), or
+ * `"atLeastOnce"` and an idempotent handler, or the global log (`Projection.run`).
  *
  * The event source mapping must have `FunctionResponseTypes: ["ReportBatchItemFailures"]`:
  * Lambda then retries from the first reported record, and a redelivered event is not applied
@@ -47,7 +48,7 @@ const failuresFrom = (records: ReadonlyArray<StreamRecord>, index: number): Batc
 export const handleStreamEvent = <E, RM extends Record<string, Projection.ReadModelSpec<any>>, Err, R>(
   projection: Projection.Projection<E, RM, Err, R>,
   event: LambdaStreamEvent,
-  options: { readonly mode?: "guarded" | "atLeastOnce" | undefined } = {}
+  options: { readonly mode?: "guarded" | "atLeastOnce" | "transactional" | undefined } = {}
 ): Effect.Effect<BatchResponse, never, ReadModel.ReadModelStore | R> =>
   Effect.gen(function*() {
     const records = event.Records
@@ -97,7 +98,7 @@ export const handleStreamEvent = <E, RM extends Record<string, Projection.ReadMo
 export const lambdaHandler = <E, RM extends Record<string, Projection.ReadModelSpec<any>>, Err, LE>(
   projection: Projection.Projection<E, RM, Err, never>,
   layer: Layer.Layer<ReadModel.ReadModelStore, LE>,
-  options: { readonly mode?: "guarded" | "atLeastOnce" | undefined } = {}
+  options: { readonly mode?: "guarded" | "atLeastOnce" | "transactional" | undefined } = {}
 ): (event: LambdaStreamEvent) => Promise<BatchResponse> => {
   const runtime = ManagedRuntime.make(layer)
   return async (event) => {

@@ -87,6 +87,32 @@ describe("DynamoProjection", () => {
         ])
       }))
 
+    it.effect("transactional: a row fed by several streams gets every record once, across redeliveries of the batch and of its tail", () =>
+      Effect.gen(function*() {
+        const f = yield* fixture
+        const Total = Schema.Struct({ id: Schema.String, sum: Schema.Number, records: Schema.Number })
+        // Not idempotent, and one row for every stream: the stream version cannot guard it.
+        const total = Projection.make({
+          name: "total",
+          events: Deposited,
+          readModels: { totals: Projection.readModel("totals", Total) },
+          handle: (event, { totals }) =>
+            Effect.gen(function*() {
+              const t = Option.getOrElse(yield* totals.find("all"), () => ({ id: "all", sum: 0, records: 0 }))
+              yield* totals.save({ id: "all", sum: t.sum + event.payload.amount, records: t.records + 1 })
+            })
+        })
+        const handle = (records: DynamoStreams.LambdaStreamEvent["Records"]) =>
+          DynamoProjection.handleStreamEvent(total, { Records: records }, { mode: "transactional" }).pipe(
+            Effect.provideService(ReadModel.ReadModelStore, f.store)
+          )
+        const rows = Effect.flatMap(f.store.create("totals", Total), (repo) => Stream.runCollect(repo.findAll()))
+        assert.deepStrictEqual(yield* handle(f.event.Records.slice(0, 4)), { batchItemFailures: [] })
+        assert.deepStrictEqual(yield* handle(f.event.Records), { batchItemFailures: [] })
+        assert.deepStrictEqual(yield* handle(f.event.Records.slice(2)), { batchItemFailures: [] })
+        assert.deepStrictEqual(yield* rows, [{ id: "all", sum: 40, records: 6 }])
+      }))
+
     it.effect("a record that does not decode stops the batch there, naming stream and version in the log", () =>
       Effect.gen(function*() {
         const f = yield* fixture

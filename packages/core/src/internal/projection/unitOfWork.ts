@@ -10,12 +10,13 @@
  * - atLeastOnce: `BatchWriteItem`, 25 rows per request, unprocessed items retried.
  */
 import { Effect, Option, type Schema } from "effect"
-import { NotFoundError, StorageError } from "../../Errors.js"
+import { NotFoundError, type StorageError } from "../../Errors.js"
 import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
 import { limitsOf, MAX_ID_BYTES } from "../readModel/limits.js"
-import { chunksOf, defaultUnprocessedRetrySchedule, untilProcessed } from "../readModel/unprocessed.js"
+import { chunksOf } from "../readModel/unprocessed.js"
 import { validateId, validateText } from "../readModel/validation.js"
+import { untilAllProcessed } from "./unprocessed.js"
 
 export type WriteMode = "guarded" | "atLeastOnce" | "transactional"
 
@@ -44,15 +45,23 @@ export interface UnitOfWorkStats {
   requests: number
 }
 
-export const makeUnitOfWork = (options: {
-  readonly storage: Storage
-  readonly conditional: ConditionalStorage | undefined
-  readonly mode: WriteMode
-  readonly specs: Readonly<Record<string, RepositorySpec>>
-  readonly writeConcurrency: number
-  readonly readConcurrency: number
-}) => {
+export const makeUnitOfWork = (
+  options: {
+    readonly storage: Storage
+    readonly conditional: ConditionalStorage | undefined
+    readonly mode: WriteMode
+    readonly specs: Readonly<Record<string, RepositorySpec>>
+  },
+  concurrency: {
+    /** Row writes in flight during a flush (default 8). */
+    readonly writeConcurrency?: number | undefined
+    /** Prefetch requests in flight (default 4). */
+    readonly readConcurrency?: number | undefined
+  }
+) => {
   const { conditional, mode, storage } = options
+  const writeConcurrency = Math.max(1, concurrency.writeConcurrency ?? 8)
+  const readConcurrency = Math.max(1, concurrency.readConcurrency ?? 4)
   const limits = limitsOf(storage)
   /** Per repository name: its rows. */
   const rows = new Map<string, Map<string, Entry<any>>>()
@@ -120,8 +129,9 @@ export const makeUnitOfWork = (options: {
         const missing = [...new Set(ids)].filter((id) => !table.has(id) && validateText("prefetch", "id", id, MAX_ID_BYTES) === undefined)
         return Effect.forEach(chunksOf(missing, limits.maxBatchGet), (chunk) => {
           let remaining: ReadonlyArray<string> = chunk
-          return untilProcessed(
-            defaultUnprocessedRetrySchedule,
+          return untilAllProcessed(
+            "BatchGetItem",
+            storage.table,
             Effect.gen(function*() {
               stats.requests++
               const found = new Map<string, { readonly data: string | undefined; readonly position: number }>()
@@ -147,18 +157,8 @@ export const makeUnitOfWork = (options: {
               remaining = remaining.filter((id) => left.has(id))
               return remaining.length
             })
-          ).pipe(
-            Effect.catchTag("Unprocessed", () =>
-              Effect.fail(
-                new StorageError({
-                  operation: "BatchGetItem",
-                  reason: "Throttled",
-                  resource: storage.table,
-                  detail: `${remaining.length} key(s) stayed unprocessed after every retry`
-                })
-              ))
           )
-        }, { concurrency: options.readConcurrency, discard: true })
+        }, { concurrency: readConcurrency, discard: true })
       })
 
     const find = (idInput: string) =>
@@ -221,7 +221,7 @@ export const makeUnitOfWork = (options: {
           if (landed) stats.rowsWritten++
           else stats.rowsRejected++
         })
-      ), { concurrency: options.writeConcurrency, discard: true })
+      ), { concurrency: writeConcurrency, discard: true })
   )
 
   const flushBatched = Effect.suspend(() => {
@@ -234,8 +234,9 @@ export const makeUnitOfWork = (options: {
     const batches = [...byName.entries()].flatMap(([name, ops]) => chunksOf(ops, limits.maxBatchWrite).map((batch) => [name, batch] as const))
     return Effect.forEach(batches, ([name, batch]) => {
       let remaining = batch
-      return untilProcessed(
-        defaultUnprocessedRetrySchedule,
+      return untilAllProcessed(
+        "BatchWriteItem",
+        storage.table,
         Effect.suspend(() => {
           stats.requests++
           return storage.writeBatch(name, remaining)
@@ -245,18 +246,8 @@ export const makeUnitOfWork = (options: {
           remaining = remaining.filter((op) => left.has(op.id))
           return remaining.length
         }))
-      ).pipe(
-        Effect.catchTag("Unprocessed", () =>
-          Effect.fail(
-            new StorageError({
-              operation: "BatchWriteItem",
-              reason: "Throttled",
-              resource: storage.table,
-              detail: `${remaining.length} item(s) stayed unprocessed after every retry`
-            })
-          ))
       )
-    }, { concurrency: options.writeConcurrency, discard: true })
+    }, { concurrency: writeConcurrency, discard: true })
   })
 
   /** The staged writes as plain operations, and their size (for a transaction's limits). */
