@@ -321,6 +321,19 @@ describe("Observability", { timeout: 120_000 }, () => {
           assert.strictEqual(named("ReadModel.findAll").length, 1)
           const findBy = named("ReadModel.findBy")[0]!
           assert.strictEqual(parentOf(named("DynamoDB.Query").at(-1)!)?.spanId, findBy.spanId)
+
+          // The deferred repository's findAll is a span too, with its Query under it.
+          const deferred = yield* ReadModel.deferred("things", Thing).pipe(Effect.provideService(ReadModel.ReadModelStore, store))
+          yield* deferred.save({ id: "c", n: 3 })
+          const beforeDeferred = named("DynamoDB.Query").length
+          assert.deepStrictEqual((yield* Stream.runCollect(deferred.findAll())).map((t) => t.id), ["a", "b", "c"])
+          const [deferredFindAll] = named("ReadModel.deferred.findAll")
+          assert.strictEqual(named("ReadModel.deferred.findAll").length, 1)
+          assert.strictEqual(deferredFindAll!.attributes.get("repository"), "things")
+          assert.strictEqual(deferredFindAll!.status._tag, "Ended")
+          const deferredQueries = named("DynamoDB.Query").slice(beforeDeferred)
+          assert.strictEqual(deferredQueries.length, 1)
+          assert.strictEqual(parentOf(deferredQueries[0]!)?.spanId, deferredFindAll!.spanId)
         })), tracer)
     })
 

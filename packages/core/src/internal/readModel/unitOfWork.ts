@@ -11,6 +11,7 @@ import type { ReadError } from "./errors.js"
 import { makeFlush, type Pending } from "./flush.js"
 import { compareIds } from "./limits.js"
 import { getOrFail, type Reads } from "./reads.js"
+import * as Tracing from "../tracing.js"
 import { validateId } from "./validation.js"
 
 export const makeUnitOfWork = <A>(ctx: RepositoryContext<A>, reads: Reads<A>): Effect.Effect<DeferredRepository<A>> =>
@@ -75,7 +76,7 @@ export const makeUnitOfWork = <A>(ctx: RepositoryContext<A>, reads: Reads<A>): E
      * saves replace or join stored rows, staged removes hide them, managed models are
      * returned as the same objects.
      */
-    const findAll = (): Stream.Stream<A, ReadError> =>
+    const partition = (): Stream.Stream<A, ReadError> =>
       Stream.unwrap(Effect.sync(() => {
         const saves = [...pending.values()]
           .flatMap((s) => (s._tag === "Save" ? [s] : []))
@@ -105,11 +106,15 @@ export const makeUnitOfWork = <A>(ctx: RepositoryContext<A>, reads: Reads<A>): E
         )
       }))
 
+    /** {@link partition} in a span covering the whole stream, when a tracer is installed. */
+    const findAll = (): Stream.Stream<A, ReadError> =>
+      Tracing.withStreamSpan(partition(), "ReadModel.deferred.findAll", () => ({ repository: name }))
+
     const findBy = Effect.fn("ReadModel.deferred.findBy")(function*(criteria: Criteria<A>) {
       const parsed = yield* parseCriteria(criteria)
       if (parsed.empty) return [] as ReadonlyArray<A>
       if (parsed.ids !== undefined) return (yield* lookup(parsed.ids)).filter(parsed.matches)
-      return yield* Stream.runCollect(findAll().pipe(Stream.filter(parsed.matches)))
+      return yield* Stream.runCollect(partition().pipe(Stream.filter(parsed.matches)))
     })
 
     const clear = Effect.sync(() => {
