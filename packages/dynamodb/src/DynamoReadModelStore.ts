@@ -29,6 +29,8 @@
  */
 import {
   type AttributeValue,
+  BatchExecuteStatementCommand,
+  type BatchStatementRequest,
   BatchGetItemCommand,
   DeleteItemCommand,
   GetItemCommand,
@@ -257,6 +259,46 @@ export const makeStorage = (tableName: string) =>
           { ":p": { N: String(write.position) } },
           { "#i": "Id", "#p": "Pos" }
         ),
+      // PartiQL: INSERT fails on any stored row (DuplicateItem), UPDATE on a missing one or
+      // one at a later position (ConditionalCheckFailed); together they are writeGuarded's
+      // condition. A failed statement is unsettled: the caller sends it as writeGuarded.
+      writeGuardedBatch: (name, writes) =>
+        unconditional(client.call("BatchExecuteStatement", table, (c) =>
+          c.send(
+            new BatchExecuteStatementCommand({
+              Statements: writes.map((write): BatchStatementRequest =>
+                write.stored
+                  ? {
+                    Statement: write._tag === "Put"
+                      ? `UPDATE "${table}" SET "Data" = ? SET "Pos" = ? REMOVE "Del" WHERE "Name" = ? AND "Id" = ? AND ("Pos" IS MISSING OR "Pos" < ?)`
+                      : `UPDATE "${table}" SET "Del" = ? SET "Pos" = ? REMOVE "Data" WHERE "Name" = ? AND "Id" = ? AND ("Pos" IS MISSING OR "Pos" < ?)`,
+                    Parameters: [
+                      write._tag === "Put" ? { S: write.data } : { BOOL: true },
+                      { N: String(write.position) },
+                      { S: name },
+                      { S: write.id },
+                      { N: String(write.position) }
+                    ]
+                  }
+                  : write._tag === "Put"
+                  ? {
+                    Statement: `INSERT INTO "${table}" VALUE {'Name': ?, 'Id': ?, 'Data': ?, 'Pos': ?}`,
+                    Parameters: [{ S: name }, { S: write.id }, { S: write.data }, { N: String(write.position) }]
+                  }
+                  : {
+                    Statement: `INSERT INTO "${table}" VALUE {'Name': ?, 'Id': ?, 'Pos': ?, 'Del': ?}`,
+                    Parameters: [{ S: name }, { S: write.id }, { N: String(write.position) }, { BOOL: true }]
+                  }
+              ),
+              ReturnConsumedCapacity: "TOTAL"
+            })
+          ))).pipe(
+            // Responses are in the order of the statements.
+            Effect.map((r) => ({
+              unsettled: writes.flatMap((write, i) => (r.Responses?.[i] === undefined || r.Responses[i]!.Error !== undefined ? [write.id] : []))
+            })),
+            Effect.withSpan("DynamoReadModelStore.writeGuardedBatch")
+          ),
       compareAndSet: (name, id, expected, data) =>
         expected === undefined
           ? conditionalPut("compareAndSet", { Name: { S: name }, Id: { S: id }, Data: { S: data } }, "attribute_not_exists(#i)", {}, { "#i": "Id" })
