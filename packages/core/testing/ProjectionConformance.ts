@@ -626,6 +626,23 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(yield* conditional.readGuarded(name, "e"), { data: undefined, position: 8 })
       })))
 
+    it.live("guarded: rows a batched guarded write leaves unsettled (throttled) are written one by one; the rows equal a plain fold", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        if (env.storage.conditional?.writeGuardedBatch === undefined) return
+        const name = unique("p")
+        yield* appendEvents(env.store, 12, 6)
+        const instrumented = instrument(env.storage)
+        // Every batch: only its first row reaches storage, the others come back unsettled.
+        yield* instrumented.setFault((operation, _, ids) => operation === "GuardedBatchWrite" ? { _tag: "Partial", processed: ids.slice(0, 1) } : undefined)
+        const progress = yield* env.runOn(instrumented.storage, accounts(name, undefined, true), { until: "caughtUp", batchSize: 20, batchWindow: "5 millis" })
+        const operations = yield* instrumented.operations
+        assert.isAbove(operations.filter((o) => o === "GuardedBatchWrite").length, 0)
+        assert.isAbove(operations.filter((o) => o === "GuardedWrite").length, 0, "the unsettled rows went through writeGuarded")
+        assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
+        assert.strictEqual(progress.rowsRejected, 0)
+      })))
+
     it.live("guarded: a replay from an older checkpoint and duplicated deliveries change nothing", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup
