@@ -21,6 +21,11 @@
  * A deferred flush costs the same write units as one `PutItem` per model, in 25 times
  * fewer requests. It is not a transaction: see `ReadModel.DeferredRepository`.
  *
+ * Projections' guarded rows (`storage.conditional`) are written 25 to a PartiQL
+ * `BatchExecuteStatement` (`INSERT`, or `UPDATE ... WHERE Pos < ?`; 1 WCU per KB each, as a
+ * `PutItem`/`UpdateItem`), a statement that fails written again as a conditional `PutItem`:
+ * the role needs `dynamodb:PartiQLInsert` and `dynamodb:PartiQLUpdate` on the table.
+ *
  * Reads pass an abort signal to the SDK (an interrupted read stops); writes do not
  * (aborting cannot undo a write): an interrupted flush lets its requests finish unseen, and
  * their operations stay pending, to be written again (idempotently) by the next flush.
