@@ -11,7 +11,15 @@ import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
 
 /** Commands whose consumed capacity is write capacity (with `ReturnConsumedCapacity: TOTAL` only `CapacityUnits` is set). */
-export const WRITE_COMMANDS: ReadonlySet<string> = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"])
+export const WRITE_COMMANDS: ReadonlySet<string> = new Set([
+  "PutItem",
+  "UpdateItem",
+  "DeleteItem",
+  "BatchWriteItem",
+  "TransactWriteItems",
+  // Only the projections' guarded batched writes use PartiQL here.
+  "BatchExecuteStatement"
+])
 
 /** `PutItemCommand` -> `PutItem`. */
 export const commandOf = (context: { readonly commandName?: string }): string =>

@@ -30,7 +30,8 @@
  * - `"guarded"` (default): every row carries the position of the last event applied to it;
  *   a write lands only when the stored position is lower, and an event is not applied to a
  *   row that already holds it. Replays, duplicates and stale runners change nothing.
- *   Removes become tombstones (invisible to readers).
+ *   Removes become tombstones (invisible to readers). Rows are written 25 to a request
+ *   where the storage batches guarded writes (DynamoDB: `BatchExecuteStatement`).
  * - `"atLeastOnce"`: batched flush (`BatchWriteItem`), then the checkpoint. A crash between
  *   the two replays the batch: for idempotent handlers only.
  * - `"transactional"`: the batch's rows and the checkpoint in one `TransactWriteItems` (a

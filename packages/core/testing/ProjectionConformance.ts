@@ -355,7 +355,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         const reference = unique("r")
         const instrumented = instrument(env.storage)
         // Faults on row writes and checkpoint compare-and-sets, 2 to 6 requests apart.
-        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "GuardedBatchWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 16, 10))
         const crashes = yield* restartingWhileAppending(
           writers,
@@ -587,6 +587,62 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
       })))
 
+    it.live("guarded writes in batches (writeGuardedBatch) land exactly where one writeGuarded per row would; wrong hints and newer rows are unsettled, nothing else", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        const conditional = env.storage.conditional!
+        if (conditional.writeGuardedBatch === undefined) return
+        const name = unique("rows")
+        // Stored: a at 5, b tombstone at 5, c at 5 (c and d written by their single-row twins below).
+        for (const id of ["a", "c"]) assert.isTrue(yield* conditional.writeGuarded(name, { _tag: "Put", id, data: `"${id}5"`, position: 5 }))
+        assert.isTrue(yield* conditional.writeGuarded(name, { _tag: "Tombstone", id: "b", position: 5 }))
+        const writes = [
+          { _tag: "Put", id: "a", data: `"a7"`, position: 7, stored: true }, // lands: 5 < 7
+          { _tag: "Put", id: "b", data: `"b7"`, position: 7, stored: true }, // lands on the tombstone
+          { _tag: "Tombstone", id: "c", position: 4, stored: true }, // refused: 5 >= 4
+          { _tag: "Put", id: "d", data: `"d3"`, position: 3, stored: false }, // lands: no row
+          { _tag: "Put", id: "a2", data: `"x"`, position: 9, stored: true }, // wrong hint (no row): unsettled, nothing written
+          { _tag: "Put", id: "c2", data: `"x"`, position: 9, stored: false } // wrong hint (c2 is written first): unsettled
+        ] as const
+        assert.isTrue(yield* conditional.writeGuarded(name, { _tag: "Put", id: "c2", data: `"c2-1"`, position: 1 }))
+        const { unsettled } = yield* conditional.writeGuardedBatch(name, writes)
+        assert.deepStrictEqual([...unsettled].sort(), ["a2", "c", "c2"])
+        const rows = yield* Effect.forEach(["a", "b", "c", "d", "a2", "c2"], (id) => conditional.readGuarded(name, id))
+        assert.deepStrictEqual(rows, [
+          { data: `"a7"`, position: 7 },
+          { data: `"b7"`, position: 7 },
+          { data: `"c5"`, position: 5 },
+          { data: `"d3"`, position: 3 },
+          undefined,
+          { data: `"c2-1"`, position: 1 }
+        ])
+        // A tombstone by batch, over a row, and a new one.
+        const second = yield* conditional.writeGuardedBatch(name, [
+          { _tag: "Tombstone", id: "a", position: 8, stored: true },
+          { _tag: "Tombstone", id: "e", position: 8, stored: false }
+        ])
+        assert.deepStrictEqual(second.unsettled, [])
+        assert.deepStrictEqual(yield* conditional.readGuarded(name, "a"), { data: undefined, position: 8 })
+        assert.deepStrictEqual(yield* conditional.readGuarded(name, "e"), { data: undefined, position: 8 })
+      })))
+
+    it.live("guarded: rows a batched guarded write leaves unsettled (throttled) are written one by one; the rows equal a plain fold", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        if (env.storage.conditional?.writeGuardedBatch === undefined) return
+        const name = unique("p")
+        yield* appendEvents(env.store, 12, 6)
+        const instrumented = instrument(env.storage)
+        // Every batch: only its first row reaches storage, the others come back unsettled.
+        yield* instrumented.setFault((operation, _, ids) => operation === "GuardedBatchWrite" ? { _tag: "Partial", processed: ids.slice(0, 1) } : undefined)
+        const progress = yield* env.runOn(instrumented.storage, accounts(name, undefined, true), { until: "caughtUp", batchSize: 20, batchWindow: "5 millis" })
+        const operations = yield* instrumented.operations
+        assert.isAbove(operations.filter((o) => o === "GuardedBatchWrite").length, 0)
+        assert.isAbove(operations.filter((o) => o === "GuardedWrite").length, 0, "the unsettled rows went through writeGuarded")
+        assert.deepStrictEqual(yield* env.rows(name), expected(yield* env.allEvents))
+        assert.strictEqual(progress.rowsRejected, 0)
+      })))
+
     it.live("guarded: a replay from an older checkpoint and duplicated deliveries change nothing", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = yield* setup
@@ -715,7 +771,7 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         yield* env.provide(Projection.run(accounts(name), { until: "caughtUp" }))
         const readers = yield* env.provide(Projection.readers(accounts(name), { cacheTtl: "0 millis" }))
         const instrumented = instrument(env.storage)
-        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
+        const injected = yield* injectFaults(instrumented, ["GuardedWrite", "GuardedBatchWrite", "CompareAndSet", "GuardedBatchRead", "BatchGetItem", "TransactWriteItems"], 2)
         const writers = yield* Effect.forkChild(appendEvents(env.store, 6, 6))
         const options = { batchSize: 15, batchWindow: "5 millis", pollInterval: "5 millis", owner: "restarting" } as const
         let crashes = 0

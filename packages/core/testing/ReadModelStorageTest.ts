@@ -37,6 +37,8 @@ export type Operation =
   | "GuardedBatchRead"
   /** `ConditionalStorage.writeGuarded` (a conditional `PutItem`). */
   | "GuardedWrite"
+  /** `ConditionalStorage.writeGuardedBatch` (a `BatchExecuteStatement`). */
+  | "GuardedBatchWrite"
   /** `ConditionalStorage.compareAndSet` (a conditional `PutItem`). */
   | "CompareAndSet"
   /** `ConditionalStorage.transact` (a `TransactWriteItems`). */
@@ -60,8 +62,9 @@ export interface Request {
  * A fault for one request:
  * - `Fail`: the request fails with `error` (default: a non-retryable `StorageError`
  *   `AccessDenied`); with `applied`, the wrapped storage applied it first (a lost response);
- * - `Partial`: for `BatchGetItem`/`BatchWriteItem`, only the `processed` ids reach storage
- *   and the others are reported unprocessed (as DynamoDB does under throttling). Other
+ * - `Partial`: for `BatchGetItem`/`BatchWriteItem` (and the guarded batches), only the
+ *   `processed` ids reach storage and the others are reported unprocessed (as DynamoDB does
+ *   under throttling; unsettled for `GuardedBatchWrite`). Other
  *   requests ignore it.
  *
  * @since 0.2.0
@@ -166,6 +169,18 @@ export const instrument = (storage: ReadModel.Storage): InstrumentedStorage => {
       ),
     writeGuarded: (name, write) =>
       request("GuardedWrite", name, [write.id], () => counted(conditional.writeGuarded(name, write), (landed) => (landed ? 1 : 0))),
+    writeGuardedBatch: conditional.writeGuardedBatch === undefined ? undefined : (name, writes) =>
+      request(
+        "GuardedBatchWrite",
+        name,
+        writes.map((w) => w.id),
+        (sent) => {
+          const ids = new Set(sent)
+          const forwarded = writes.filter((w) => ids.has(w.id))
+          return counted(conditional.writeGuardedBatch!(name, forwarded), (r) => forwarded.length - r.unsettled.length)
+        },
+        (answer, kept) => ({ unsettled: [...(answer?.unsettled ?? []), ...kept] })
+      ),
     compareAndSet: (name, id, expected, data) =>
       request("CompareAndSet", name, [id], () => conditional.compareAndSet(name, id, expected, data)),
     queryTombstones: (name, exclusiveStartId) => request("Query", name, [], () => conditional.queryTombstones(name, exclusiveStartId)),

@@ -21,6 +21,11 @@
  * A deferred flush costs the same write units as one `PutItem` per model, in 25 times
  * fewer requests. It is not a transaction: see `ReadModel.DeferredRepository`.
  *
+ * Projections' guarded rows (`storage.conditional`) are written 25 to a PartiQL
+ * `BatchExecuteStatement` (`INSERT`, or `UPDATE ... WHERE Pos < ?`; 1 WCU per KB each, as a
+ * `PutItem`/`UpdateItem`), a statement that fails written again as a conditional `PutItem`:
+ * the role needs `dynamodb:PartiQLInsert` and `dynamodb:PartiQLUpdate` on the table.
+ *
  * Reads pass an abort signal to the SDK (an interrupted read stops); writes do not
  * (aborting cannot undo a write): an interrupted flush lets its requests finish unseen, and
  * their operations stay pending, to be written again (idempotently) by the next flush.
@@ -29,6 +34,8 @@
  */
 import {
   type AttributeValue,
+  BatchExecuteStatementCommand,
+  type BatchStatementRequest,
   BatchGetItemCommand,
   DeleteItemCommand,
   GetItemCommand,
@@ -257,6 +264,46 @@ export const makeStorage = (tableName: string) =>
           { ":p": { N: String(write.position) } },
           { "#i": "Id", "#p": "Pos" }
         ),
+      // PartiQL: INSERT fails on any stored row (DuplicateItem), UPDATE on a missing one or
+      // one at a later position (ConditionalCheckFailed); together they are writeGuarded's
+      // condition. A failed statement is unsettled: the caller sends it as writeGuarded.
+      writeGuardedBatch: (name, writes) =>
+        unconditional(client.call("BatchExecuteStatement", table, (c) =>
+          c.send(
+            new BatchExecuteStatementCommand({
+              Statements: writes.map((write): BatchStatementRequest =>
+                write.stored
+                  ? {
+                    Statement: write._tag === "Put"
+                      ? `UPDATE "${table}" SET "Data" = ? SET "Pos" = ? REMOVE "Del" WHERE "Name" = ? AND "Id" = ? AND ("Pos" IS MISSING OR "Pos" < ?)`
+                      : `UPDATE "${table}" SET "Del" = ? SET "Pos" = ? REMOVE "Data" WHERE "Name" = ? AND "Id" = ? AND ("Pos" IS MISSING OR "Pos" < ?)`,
+                    Parameters: [
+                      write._tag === "Put" ? { S: write.data } : { BOOL: true },
+                      { N: String(write.position) },
+                      { S: name },
+                      { S: write.id },
+                      { N: String(write.position) }
+                    ]
+                  }
+                  : write._tag === "Put"
+                  ? {
+                    Statement: `INSERT INTO "${table}" VALUE {'Name': ?, 'Id': ?, 'Data': ?, 'Pos': ?}`,
+                    Parameters: [{ S: name }, { S: write.id }, { S: write.data }, { N: String(write.position) }]
+                  }
+                  : {
+                    Statement: `INSERT INTO "${table}" VALUE {'Name': ?, 'Id': ?, 'Pos': ?, 'Del': ?}`,
+                    Parameters: [{ S: name }, { S: write.id }, { N: String(write.position) }, { BOOL: true }]
+                  }
+              ),
+              ReturnConsumedCapacity: "TOTAL"
+            })
+          ))).pipe(
+            // Responses are in the order of the statements.
+            Effect.map((r) => ({
+              unsettled: writes.flatMap((write, i) => (r.Responses?.[i] === undefined || r.Responses[i]!.Error !== undefined ? [write.id] : []))
+            })),
+            Effect.withSpan("DynamoReadModelStore.writeGuardedBatch")
+          ),
       compareAndSet: (name, id, expected, data) =>
         expected === undefined
           ? conditionalPut("compareAndSet", { Name: { S: name }, Id: { S: id }, Data: { S: data } }, "attribute_not_exists(#i)", {}, { "#i": "Id" })

@@ -13,7 +13,7 @@ const Sum = Schema.Struct({ id: Schema.String, sum: Schema.Number, versions: Sch
 const client = Fixtures.layerClientFor().pipe(Layer.provide(DynamoDBLocal.layer()))
 
 projectionConformance(
-  "DynamoDB read models (guarded rows as conditional PutItems, checkpoints by compare-and-set)",
+  "DynamoDB read models (guarded rows by PartiQL BatchExecuteStatement and conditional PutItems, checkpoints by compare-and-set)",
   () =>
     Effect.gen(function*() {
       // The client lives as long as the test's scope (the storage keeps using it).

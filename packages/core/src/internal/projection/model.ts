@@ -119,7 +119,10 @@ export interface RunOptions {
   readonly owner?: string | undefined
   /** How long a claim holds without renewal (default 30 s); renewed every third of it. */
   readonly leaseDuration?: Duration.Input | undefined
-  /** Row writes in flight during a flush (default 8). */
+  /**
+   * Write requests in flight during a flush (default 8): guarded batches of 25 rows (or
+   * single guarded writes on a storage without `writeGuardedBatch`), `BatchWriteItem`s.
+   */
   readonly writeConcurrency?: number | undefined
   /** Prefetch requests (100 rows each) in flight (default 4). */
   readonly readConcurrency?: number | undefined

@@ -4,14 +4,15 @@
  * event that made them, a savepoint per event (a failing event's changes are undone), and
  * the flush of the two write modes:
  *
- * - guarded: one conditional write per changed row, landing only when the stored position is
- *   lower; a row loaded with position `p` ignores saves and removes by events at `e <= p`
- *   (that event is already in the row);
+ * - guarded: a conditional write per changed row, landing only when the stored position is
+ *   lower, 25 to a request where the storage has `writeGuardedBatch` (the rows it leaves
+ *   unsettled go one by one through `writeGuarded`); a row loaded with position `p` ignores
+ *   saves and removes by events at `e <= p` (that event is already in the row);
  * - atLeastOnce: `BatchWriteItem`, 25 rows per request, unprocessed items retried.
  */
 import { Effect, Option, type Schema } from "effect"
 import { NotFoundError, type StorageError } from "../../Errors.js"
-import type { ConditionalStorage, Storage, WriteOperation } from "../../ReadModel.js"
+import type { ConditionalStorage, GuardedWrite, Storage, WriteOperation } from "../../ReadModel.js"
 import { makeRowCodec, type RowCodec } from "../readModel/codec.js"
 import { limitsOf, MAX_ID_BYTES } from "../readModel/limits.js"
 import { chunksOf } from "../readModel/unprocessed.js"
@@ -27,6 +28,8 @@ interface Entry<A> {
   readonly position: number
   /** The staged write: the row's new JSON, or `null` for a remove. */
   readonly staged?: string | null | undefined
+  /** Storage held the row (or its tombstone) when it was read: picks the batched guarded write's statement. */
+  readonly stored?: boolean | undefined
 }
 
 export interface RepositorySpec {
@@ -53,7 +56,7 @@ export const makeUnitOfWork = (
     readonly specs: Readonly<Record<string, RepositorySpec>>
   },
   concurrency: {
-    /** Row writes in flight during a flush (default 8). */
+    /** Write requests in flight during a flush (default 8). */
     readonly writeConcurrency?: number | undefined
     /** Prefetch requests in flight (default 4). */
     readonly readConcurrency?: number | undefined
@@ -90,9 +93,9 @@ export const makeUnitOfWork = (
       Effect.gen(function*() {
         if (mode === "guarded") {
           const row = yield* conditional!.readGuarded(name, id)
-          if (row === undefined) return { model: Option.none<A>(), position: 0 }
-          if (row.data === undefined) return { model: Option.none<A>(), position: row.position }
-          return { model: Option.some(yield* codec.decodeRow({ id, data: row.data })), position: row.position }
+          if (row === undefined) return { model: Option.none<A>(), position: 0, stored: false }
+          if (row.data === undefined) return { model: Option.none<A>(), position: row.position, stored: true }
+          return { model: Option.some(yield* codec.decodeRow({ id, data: row.data })), position: row.position, stored: true }
         }
         const row = yield* storage.get(name, id, true)
         return { model: row === undefined ? Option.none<A>() : Option.some(yield* codec.decodeRow(row)), position: 0 }
@@ -120,7 +123,7 @@ export const makeUnitOfWork = (
           return
         }
         undo.push([name, id, current])
-        table.set(id, { model, position, staged })
+        table.set(id, { model, position, staged, stored: current?.stored })
       })
 
     /** Reads the rows of `ids` not known yet, 100 per request, `readConcurrency` in flight. */
@@ -151,7 +154,8 @@ export const makeUnitOfWork = (
                 const row = found.get(id)
                 table.set(id, {
                   model: row?.data === undefined ? Option.none() : Option.some(yield* codec.decodeRow({ id, data: row.data })),
-                  position: row?.position ?? 0
+                  position: row?.position ?? 0,
+                  stored: row !== undefined
                 })
               }
               remaining = remaining.filter((id) => left.has(id))
@@ -205,24 +209,53 @@ export const makeUnitOfWork = (
 
   const stagedWrites = () =>
     [...rows.entries()].flatMap(([name, table]) =>
-      [...table.entries()].flatMap(([id, e]) => (e.staged === undefined ? [] : [{ name, id, data: e.staged, position: e.position }]))
+      [...table.entries()].flatMap(([id, e]) =>
+        e.staged === undefined ? [] : [{ name, id, data: e.staged, position: e.position, stored: e.stored === true }]
+      )
     )
 
-  const flushGuarded = Effect.suspend(() =>
-    Effect.forEach(stagedWrites(), (w) =>
+  type Staged = ReturnType<typeof stagedWrites>[number]
+  const guardedWrite = (w: Staged): GuardedWrite =>
+    w.data === null ? { _tag: "Tombstone", id: w.id, position: w.position } : { _tag: "Put", id: w.id, data: w.data, position: w.position }
+
+  /** One conditional write: landed, or refused because the row holds a later event. */
+  const writeOne = (w: Staged) =>
+    Effect.suspend(() => {
+      stats.requests++
+      return conditional!.writeGuarded(w.name, guardedWrite(w))
+    }).pipe(
+      Effect.map((landed) => {
+        if (landed) stats.rowsWritten++
+        else stats.rowsRejected++
+      })
+    )
+
+  // With `writeGuardedBatch`, 25 rows a request (a guarded write per row costs the same
+  // capacity either way); what a batch leaves unsettled (a row changed since it was read,
+  // a replay onto rows that hold it, throttling) is settled row by row.
+  const flushGuarded = Effect.suspend(() => {
+    const writeBatch = conditional!.writeGuardedBatch
+    if (writeBatch === undefined) return Effect.forEach(stagedWrites(), writeOne, { concurrency: writeConcurrency, discard: true })
+    const byName = new Map<string, Array<Staged>>()
+    for (const w of stagedWrites()) {
+      const list = byName.get(w.name) ?? []
+      list.push(w)
+      byName.set(w.name, list)
+    }
+    const batches = [...byName.entries()].flatMap(([name, writes]) => chunksOf(writes, limits.maxBatchWrite).map((batch) => [name, batch] as const))
+    return Effect.forEach(batches, ([name, batch]) =>
       Effect.suspend(() => {
         stats.requests++
-        return conditional!.writeGuarded(
-          w.name,
-          w.data === null ? { _tag: "Tombstone", id: w.id, position: w.position } : { _tag: "Put", id: w.id, data: w.data, position: w.position }
-        )
+        return writeBatch(name, batch.map((w) => ({ ...guardedWrite(w), stored: w.stored })))
       }).pipe(
-        Effect.map((landed) => {
-          if (landed) stats.rowsWritten++
-          else stats.rowsRejected++
+        Effect.flatMap(({ unsettled }) => {
+          const left = new Set(unsettled)
+          const rest = batch.filter((w) => left.has(w.id))
+          stats.rowsWritten += batch.length - rest.length
+          return Effect.forEach(rest, writeOne, { discard: true })
         })
       ), { concurrency: writeConcurrency, discard: true })
-  )
+  })
 
   const flushBatched = Effect.suspend(() => {
     const byName = new Map<string, Array<WriteOperation>>()

@@ -117,6 +117,21 @@ export const makeMemoryStorage = (table = "memory"): MemoryStorage => {
           )
           return true
         }),
+      writeGuardedBatch: (name, writes) =>
+        request(() => ({
+          unsettled: writes.flatMap((write) => {
+            const cell = partitions.get(name)?.get(write.id)
+            // What DynamoDB's INSERT / UPDATE do: the hint decides which rows can land.
+            if (write.stored ? cell === undefined || (cell.position ?? 0) >= write.position : cell !== undefined) return [write.id]
+            partition(name).set(
+              write.id,
+              write._tag === "Put"
+                ? { data: write.data, position: write.position }
+                : { data: undefined, position: write.position, tombstone: true }
+            )
+            return []
+          })
+        })),
       compareAndSet: (name, id, expected, data) =>
         request(() => {
           const cell = partitions.get(name)?.get(id)

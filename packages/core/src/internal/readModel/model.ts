@@ -93,6 +93,21 @@ export interface ConditionalStorage {
    */
   readonly writeGuarded: (name: string, write: GuardedWrite) => Effect.Effect<boolean, StorageError>
   /**
+   * Several guarded writes of distinct rows of partition `name` in ONE request (at most
+   * `limits.maxBatchWrite`; DynamoDB: `BatchExecuteStatement` of PartiQL statements, an
+   * `INSERT` for a row `stored: false`, an `UPDATE ... WHERE Pos < :position` for a row
+   * `stored: true`). Each write is on its own, not a transaction. `stored` is what the
+   * caller last read of the row (a row or a tombstone was there): only a hint that picks
+   * the statement. A write lands only where `writeGuarded` would have landed it; every write
+   * not reported landed is `unsettled` (the hint was wrong, the row already holds a later
+   * position, or storage left it unprocessed) and the caller settles it with `writeGuarded`
+   * Optional: without it, a guarded flush sends one `writeGuarded` per row.
+   */
+  readonly writeGuardedBatch?: ((
+    name: string,
+    writes: ReadonlyArray<GuardedWrite & { readonly stored: boolean }>
+  ) => Effect.Effect<{ readonly unsettled: ReadonlyArray<string> }, StorageError>) | undefined
+  /**
    * One compare-and-set of a row's `Data` (`PutItem` with `Data = :expected`, or
    * `attribute_not_exists(Id)` when `expected` is `undefined`): `true` when it landed.
    */
