@@ -1,18 +1,26 @@
 /**
  * Command-handling benchmark: `Aggregate.handle` (load, decide, append) on the DynamoDB
- * event store against a hand-written command handler doing the same DynamoDB work with the
- * same SDK client, on one DynamoDB Local, in one process. See bench/README.md.
+ * event store against a hand-written command handler doing the same DynamoDB work, on one
+ * DynamoDB Local, in one process, in two comparisons measured in the same rounds:
+ *
+ * - shared client (the primary figure, what the library adds): both sides on one and the
+ *   same SDK client;
+ * - each side with its own client (what a user comparing their own code sees): the raw side
+ *   on `new DynamoDBClient({ endpoint, region, credentials })` with the SDK's defaults, ours
+ *   on the client `DynamoClient.layer({ endpoint, region, credentials })` builds.
+ *
+ * See bench/README.md.
  *
  *   npx tsx bench/aggregate.bench.ts      (also part of `npm run bench`)
  *
  * Prints a table and writes bench/results/aggregate.json.
  */
-import { type AttributeValue, BatchWriteItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb"
+import { type AttributeValue, BatchWriteItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { EventStore } from "@dynamo-es/core"
-import { DynamoEventStore, Tables } from "@dynamo-es/dynamodb"
+import { DynamoClient, DynamoEventStore, Tables } from "@dynamo-es/dynamodb"
 import { Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { Console, Context, Effect, Layer } from "effect"
 import { performance } from "node:perf_hooks"
 import { Account, amountOf, decide, initialState, metadataFor, rawHandle, rawItem } from "./account.js"
 import {
@@ -31,7 +39,7 @@ import {
 } from "./harness.js"
 
 // -----------------------------------------------------------------------------
-// settings: about a minute on a 2-core machine (budget: 90 s)
+// settings: about two minutes on a 2-core machine, both comparisons (budget: 3 minutes)
 // -----------------------------------------------------------------------------
 
 /**
@@ -111,15 +119,24 @@ const instrument = (sdk: DynamoDBClient) => {
 }
 
 type Side = "ours" | "raw"
+/**
+ * Which SDK clients the two sides run on: `shared`, one and the same client (built by the
+ * harness, passed to `DynamoClient.layer({ client })`, which leaves it as it is); `own`, each
+ * side its own: the SDK's defaults for raw, the client `DynamoClient` builds for ours.
+ */
+type Clients = "shared" | "own"
+const COMPARISONS: ReadonlyArray<Clients> = ["shared", "own"]
 
 // -----------------------------------------------------------------------------
 // pre-filled streams, identical on both sides
 // -----------------------------------------------------------------------------
 
 let streamSeq = 0
-/** Same length for both sides, so that items have the same size. */
-const streamName = (size: Size, side: Side) =>
-  `agg${String(size.events).padStart(3, "0")}-${side === "ours" ? "lib" : "raw"}-${(streamSeq++).toString(36).padStart(5, "0")}`
+/** Same length for both sides (and both comparisons), so that items have the same size. */
+const streamName = (size: Size, side: Side, clients: Clients) =>
+  `${clients === "shared" ? "agg" : "own"}${String(size.events).padStart(3, "0")}-${side === "ours" ? "lib" : "raw"}-${
+    (streamSeq++).toString(36).padStart(5, "0")
+  }`
 
 const prefill = async (sdk: DynamoDBClient, table: string, streams: ReadonlyArray<string>, events: number) => {
   const now = Date.now()
@@ -153,6 +170,7 @@ const prefill = async (sdk: DynamoDBClient, table: string, streams: ReadonlyArra
  */
 interface Segment {
   readonly side: Side
+  readonly clients: Clients
   readonly streams: ReadonlyArray<string>
   readonly commands: number
   readonly base: number
@@ -171,8 +189,9 @@ interface Env {
 let commandSeq = 0
 
 /** Runs one segment; records into `into` (nothing while warming up). Returns its milliseconds. */
-const run = (env: Env, size: Size, segment: Segment, into: SideResult | undefined) =>
+const run = (envs: Record<Clients, Env>, size: Size, segment: Segment, into: SideResult | undefined) =>
   Effect.gen(function*() {
+    const env = envs[segment.clients]
     const jobs = Array.from({ length: segment.commands }, (_, k) => {
       const n = commandSeq++
       return { streamId: segment.streams[k % segment.streams.length]!, command: { amount: amountOf(n) }, metadata: metadataFor(n) }
@@ -214,6 +233,7 @@ const run = (env: Env, size: Size, segment: Segment, into: SideResult | undefine
 
 interface Result {
   readonly size: Size
+  readonly clients: Clients
   readonly ours: SideResult
   readonly raw: SideResult
   /** throughput ratio ours/raw of each round */
@@ -222,32 +242,55 @@ interface Result {
 
 
 const program = Effect.gen(function*() {
-  const { sdk, clientContext, elapsed } = yield* startBench(
+  const { clientContext, elapsed, local, sdk } = yield* startBench(
     "dynamo-es command-handling benchmark: Aggregate.handle vs a hand-written handler (interleaved rounds per size)",
     instrument
   )
   const table = Fixtures.uniqueTableName("bench_agg")
   yield* Fixtures.scopedTable(Tables.eventsTable(table)).pipe(Effect.provide(clientContext))
   const store = yield* DynamoEventStore.make({ tableName: table }).pipe(Effect.provide(clientContext))
-  const env: Env = { sdk, table, store }
+  // Each side with its own client, as users write them: the SDK's defaults (its retries and
+  // logging middleware included) for the hand-written handler, DynamoClient's own for ours.
+  const connection = { endpoint: local.endpoint, region: local.region, credentials: local.credentials }
+  const rawSdk = yield* Effect.acquireRelease(
+    Effect.sync(() => new DynamoDBClient(connection)),
+    (client) => Effect.sync(() => client.destroy())
+  )
+  instrument(rawSdk)
+  const ownContext = yield* Layer.build(DynamoClient.layer(connection))
+  instrument(Context.get(ownContext, DynamoClient.DynamoClient).sdk)
+  const ownStore = yield* DynamoEventStore.make({ tableName: table }).pipe(Effect.provide(ownContext))
+  const envs: Record<Clients, Env> = { shared: { sdk, table, store }, own: { sdk: rawSdk, table, store: ownStore } }
 
   // Every segment's streams, pre-filled before anything is measured.
   const plan = SIZES.map((size) => {
     const warmup: Array<Segment> = []
     const perChunk = size.warmup / WARMUP_CHUNKS
-    const warmupStreams = {
-      ours: Array.from({ length: WARMUP_STREAMS }, () => streamName(size, "ours")),
-      raw: Array.from({ length: WARMUP_STREAMS }, () => streamName(size, "raw"))
-    }
-    for (let c = 0; c < WARMUP_CHUNKS; c++) {
-      for (const side of c % 2 === 0 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
-        warmup.push({ side, commands: perChunk, streams: warmupStreams[side], base: size.events + (c * perChunk) / WARMUP_STREAMS })
+    for (const clients of COMPARISONS) {
+      const warmupStreams = {
+        ours: Array.from({ length: WARMUP_STREAMS }, () => streamName(size, "ours", clients)),
+        raw: Array.from({ length: WARMUP_STREAMS }, () => streamName(size, "raw", clients))
+      }
+      for (let c = 0; c < WARMUP_CHUNKS; c++) {
+        for (const side of c % 2 === 0 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
+          warmup.push({
+            side,
+            clients,
+            commands: perChunk,
+            streams: warmupStreams[side],
+            base: size.events + (c * perChunk) / WARMUP_STREAMS
+          })
+        }
       }
     }
+    // Each round: the shared-client pair, then the own-client pair, each in the order
+    // A,B,B,A,A,B,B,A, ... over the rounds.
     const rounds: Array<ReadonlyArray<Segment>> = []
     for (let r = 0; r < size.rounds; r++) {
       const order: ReadonlyArray<Side> = r % 4 === 0 || r % 4 === 3 ? ["ours", "raw"] : ["raw", "ours"]
-      rounds.push(order.map((side) => ({ side, commands: size.perRound, base: size.events, streams: [streamName(size, side)] })))
+      rounds.push(COMPARISONS.flatMap((clients) =>
+        order.map((side) => ({ side, clients, commands: size.perRound, base: size.events, streams: [streamName(size, side, clients)] }))
+      ))
     }
     return { size, warmup, rounds }
   })
@@ -258,7 +301,7 @@ const program = Effect.gen(function*() {
   }
 
   for (const p of plan) {
-    for (const segment of p.warmup) yield* run(env, p.size, segment, undefined)
+    for (const segment of p.warmup) yield* run(envs, p.size, segment, undefined)
     yield* Console.log(`warm-up: ${p.size.events}-event aggregates, ${p.size.warmup} commands per side (${elapsed()})`)
   }
 
@@ -267,30 +310,37 @@ const program = Effect.gen(function*() {
     yield* Console.log(
       `measuring: ${p.size.events}-event aggregates: ${p.size.rounds} rounds x ${p.size.perRound} commands per side ... (${elapsed()})`
     )
-    const result: Result = { size: p.size, ours: emptySide(), raw: emptySide(), roundRatios: [] }
+    const result: Record<Clients, Result> = {
+      shared: { size: p.size, clients: "shared", ours: emptySide(), raw: emptySide(), roundRatios: [] },
+      own: { size: p.size, clients: "own", ours: emptySide(), raw: emptySide(), roundRatios: [] }
+    }
     // A progress line per 8 rounds (A,B,B,A,A,B,B,A): the ratio of those rounds.
-    const block = { ours: 0, raw: 0 }
+    const block = { shared: { ours: 0, raw: 0 }, own: { ours: 0, raw: 0 } }
     for (let r = 0; r < p.rounds.length; r++) {
-      const ms: Record<Side, number> = { ours: 0, raw: 0 }
+      const ms: Record<Clients, Record<Side, number>> = { shared: { ours: 0, raw: 0 }, own: { ours: 0, raw: 0 } }
       for (const segment of p.rounds[r]!) {
-        ms[segment.side] = yield* run(env, p.size, segment, segment.side === "ours" ? result.ours : result.raw)
+        const into = result[segment.clients]
+        ms[segment.clients][segment.side] = yield* run(envs, p.size, segment, segment.side === "ours" ? into.ours : into.raw)
       }
-      result.roundRatios.push(ms.raw / ms.ours)
-      block.ours += ms.ours
-      block.raw += ms.raw
+      for (const clients of COMPARISONS) {
+        result[clients].roundRatios.push(ms[clients].raw / ms[clients].ours)
+        block[clients].ours += ms[clients].ours
+        block[clients].raw += ms[clients].raw
+      }
       if ((r + 1) % 8 === 0 || r === p.rounds.length - 1) {
         const commands = p.size.perRound * (r % 8 + 1)
         const rate = (t: number) => fmt((commands * 1000) / t)
+        const { own, shared } = block
         yield* Console.log(
-          `  rounds ${r - (r % 8) + 1}-${r + 1}/${p.size.rounds}: ours ${rate(block.ours)}, raw ${rate(block.raw)} commands/s, ratio ${
-            fmt(block.raw / block.ours, 2)
-          }`
+          `  rounds ${r - (r % 8) + 1}-${r + 1}/${p.size.rounds}: shared client: ours ${rate(shared.ours)}, raw ${rate(shared.raw)} commands/s, ratio ${
+            fmt(shared.raw / shared.ours, 2)
+          }; own clients: ours ${rate(own.ours)}, raw ${rate(own.raw)}, ratio ${fmt(own.raw / own.ours, 2)}`
         )
-        block.ours = 0
-        block.raw = 0
+        block.shared = { ours: 0, raw: 0 }
+        block.own = { ours: 0, raw: 0 }
       }
     }
-    results.push(result)
+    results.push(result.shared, result.own)
   }
 
   // report
@@ -316,9 +366,19 @@ const program = Effect.gen(function*() {
     lpad("WCU raw", 8),
     lpad("item B", 7)
   ]
-  lines.push(head.join(" "))
-  lines.push("-".repeat(head.join(" ").length))
-  for (const r of results) {
+  // One table per comparison, the shared client first.
+  for (const r of COMPARISONS.flatMap((clients) => results.filter((x) => x.clients === clients))) {
+    if (r.size === SIZES[0]) {
+      lines.push("")
+      lines.push(
+        r.clients === "shared"
+          ? "Shared client (the library's overhead alone): both sides on one and the same SDK client"
+          : "Each side with its own client: raw on new DynamoDBClient({ endpoint, region, credentials }) (SDK defaults), " +
+            "ours on the client DynamoClient.layer({ endpoint, region, credentials }) builds"
+      )
+      lines.push(head.join(" "))
+      lines.push("-".repeat(head.join(" ").length))
+    }
     const rate = (s: SideResult) => (s.commands * 1000) / s.ms
     const cpu = (s: SideResult) => s.cpuMicros / 1000 / s.commands
     const main = (s: SideResult) => s.threadMicros / 1000 / s.commands
@@ -347,7 +407,8 @@ const program = Effect.gen(function*() {
       lpad(fmt(wcu(r.raw), 2), 8),
       lpad(fmt(itemBytes(r.ours)), 7)
     ].join(" "))
-    const name = `handle a command on a ${r.size.events}-event aggregate`
+    // The shared-client figures keep the names of earlier results.
+    const name = `handle a command on a ${r.size.events}-event aggregate${r.clients === "own" ? ", each side with its own client" : ""}`
     entry(`${name}: throughput`, rate(r.ours), "commands/s", rate(r.raw))
     entry(`${name}: throughput ratio ours/raw`, ratio, "ratio")
     entry(`${name}: throughput ratio ours/raw, median round`, median(r.roundRatios), "ratio")

@@ -3,7 +3,7 @@
  * `bench/aggregate.bench.ts`, over a real SDK client and real HTTP, against a canned-answer
  * endpoint in a child process (`fake-dynamodb.ts`, whose CPU is not counted). What is left is
  * the CPU of this process per command: the SDK (the same for both sides) and what the
- * library adds. A profiling aid, not part of `npm run bench`:
+ * library adds (all threads, and the main thread alone). A profiling aid, not part of `npm run bench`:
  *
  *   npx tsx bench/cpu/command-cpu.ts [sizes=20,100,200] [rounds=40]
  *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/cpu/command-cpu.ts 200 20 ours
@@ -60,17 +60,23 @@ const main = async () => {
       }
     }
     const cpu = { ours: [] as Array<number>, raw: [] as Array<number> }
+    // The main thread alone: without the GC and JIT threads, which work for either side
+    // whenever they run (the steadier figure on a machine shared with other jobs).
+    const main = { ours: [] as Array<number>, raw: [] as Array<number> }
     const wall = { ours: 0, raw: 0 }
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)
       for (const side of order) {
         if (only !== undefined && only !== side) continue
         const c0 = process.cpuUsage()
+        const m0 = process.threadCpuUsage()
         const t0 = performance.now()
         await sides[side](streamId(side), PER_ROUND)
         wall[side] += performance.now() - t0
+        const m = process.threadCpuUsage(m0)
         const c = process.cpuUsage(c0)
         cpu[side].push((c.user + c.system) / PER_ROUND)
+        main[side].push((m.user + m.system) / PER_ROUND)
       }
     }
     const q = (xs: Array<number>, p: number) => {
@@ -81,12 +87,17 @@ const main = async () => {
     const mean = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
     const f = (n: number) => n.toFixed(0).padStart(5)
     // Paired: each round's difference between the two sides, run back to back.
-    const paired = cpu.ours.length === cpu.raw.length ? q(cpu.ours.map((x, i) => x - cpu.raw[i]!), 0.5) : NaN
+    const pairs = (xs: { ours: Array<number>; raw: Array<number> }) =>
+      xs.ours.length === xs.raw.length ? q(xs.ours.map((x, i) => x - xs.raw[i]!), 0.5) : NaN
+    const paired = pairs(cpu)
     console.log(
       `${String(size).padStart(3)} events: CPU us/command ours ${f(mean(cpu.ours))} (q1 ${f(q(cpu.ours, 0.25))}, median ${f(q(cpu.ours, 0.5))})` +
         `  raw ${f(mean(cpu.raw))} (q1 ${f(q(cpu.raw, 0.25))}, median ${f(q(cpu.raw, 0.5))})` +
         `  ours-raw: median of pairs ${f(paired)}, mean ${f(mean(cpu.ours) - mean(cpu.raw))}` +
         `  wall ratio ${(wall.raw / wall.ours).toFixed(2)}`
+    )
+    console.log(
+      `${"".padStart(3)}  main thread: ours ${f(q(main.ours, 0.5))}  raw ${f(q(main.raw, 0.5))} (medians)  ours-raw: median of pairs ${f(pairs(main))}`
     )
   }
   stop()
