@@ -87,6 +87,39 @@ export const queryStream = async (
   } while (startKey !== undefined)
 }
 
+/**
+ * What the raw sides of the log benches read: every entry of the log's first epoch (paginated
+ * `Query`, as `readAll` reads it), each event of an entry handed to `onEvent` with its
+ * position; a returned promise is awaited before the next event.
+ */
+export const forEachLogEvent = async <E>(
+  sdk: DynamoDBClient,
+  logTable: string,
+  onEvent: (position: number, event: E) => void | Promise<void>
+): Promise<void> => {
+  let start: Record<string, AttributeValue> | undefined
+  do {
+    const r: QueryCommandOutput = await sdk.send(
+      new QueryCommand({
+        TableName: logTable,
+        KeyConditionExpression: "p = :p",
+        ExpressionAttributeValues: { ":p": { S: "e#0" } },
+        ReturnConsumedCapacity: "TOTAL",
+        ...(start !== undefined ? { ExclusiveStartKey: start } : {})
+      })
+    )
+    for (const item of r.Items ?? []) {
+      const first = Number(item.k!.S)
+      const events = JSON.parse(item.b!.S!) as Array<E>
+      for (let k = 0; k < events.length; k++) {
+        const pending = onEvent(first + k, events[k]!)
+        if (pending !== undefined) await pending
+      }
+    }
+    start = r.LastEvaluatedKey
+  } while (start !== undefined)
+}
+
 /** Requests by command and consumed capacity, split into reads and writes. */
 export interface Stats {
   readonly requests: Map<string, number>

@@ -27,7 +27,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Duration, Effect, Fiber, Schedule, Stream } from "effect"
 import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
-import { commandOf, consumedUnits, startBench, WRITE_COMMANDS } from "./harness.js"
+import { commandOf, consumedUnits, forEachLogEvent, startBench, WRITE_COMMANDS } from "./harness.js"
 
 // -----------------------------------------------------------------------------
 // settings: about 3 minutes on a 2-core machine
@@ -199,37 +199,20 @@ const rawReadAll = (sdk: DynamoDBClient, logTable: string) =>
   Effect.promise(async () => {
     let count = 0
     let lastPosition = 0
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const r = await sdk.send(
-        new QueryCommand({
-          TableName: logTable,
-          KeyConditionExpression: "p = :p",
-          ExpressionAttributeValues: { ":p": { S: "e#0" } },
-          ReturnConsumedCapacity: "TOTAL",
-          ...(start !== undefined ? { ExclusiveStartKey: start } : {})
-        })
-      )
-      for (const item of r.Items ?? []) {
-        const first = Number(item.k?.S)
-        const events = JSON.parse(item.b?.S ?? "[]") as Array<{ s: string; v: number; i: string; y: string; d: string; m?: string; t: number }>
-        events.forEach((e, k) => {
-          const event = {
-            position: first + k,
-            streamId: e.s,
-            version: e.v,
-            eventId: e.i,
-            type: e.y,
-            payload: JSON.parse(e.d),
-            metadata: e.m !== undefined ? JSON.parse(e.m) : {},
-            recordedAt: e.t
-          }
-          lastPosition = event.position
-          count++
-        })
+    await forEachLogEvent<{ s: string; v: number; i: string; y: string; d: string; m?: string; t: number }>(sdk, logTable, (position, e) => {
+      const event = {
+        position,
+        streamId: e.s,
+        version: e.v,
+        eventId: e.i,
+        type: e.y,
+        payload: JSON.parse(e.d),
+        metadata: e.m !== undefined ? JSON.parse(e.m) : {},
+        recordedAt: e.t
       }
-      start = r.LastEvaluatedKey
-    } while (start !== undefined)
+      lastPosition = event.position
+      count++
+    })
     if (lastPosition !== count) throw new Error(`raw read: ${count} events, last position ${lastPosition}`)
     return count
   })

@@ -27,14 +27,14 @@
  * `--sides=raw,guarded,raw` to pick sides, `guarded32` is guarded with 32 requests in flight).
  * Prints a table and writes bench/results/projection.json.
  */
-import { type AttributeValue, BatchGetItemCommand, type BatchExecuteStatementCommandOutput, type BatchGetItemCommandOutput, BatchWriteItemCommand, type DynamoDBClient, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { type AttributeValue, BatchGetItemCommand, type BatchExecuteStatementCommandOutput, type BatchGetItemCommandOutput, BatchWriteItemCommand, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { EventLog, Projection, ReadModel } from "@dynamo-es/core"
 import { DynamoEventLog, DynamoReadModelStore, DynamoSequencer, Tables } from "@dynamo-es/dynamodb"
 import { Fixtures } from "@dynamo-es/dynamodb-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Fiber, Option, Schedule, Schema } from "effect"
 import { performance } from "node:perf_hooks"
-import { countInto, emptyStats, fmt, lpad, makeEntries, pad, startBench, type Stats, totalRequests, writeResults } from "./harness.js"
+import { countInto, emptyStats, fmt, forEachLogEvent, lpad, makeEntries, pad, startBench, type Stats, totalRequests, writeResults } from "./harness.js"
 
 const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const EVENTS = Number(flag("events") ?? 100_000)
@@ -197,27 +197,11 @@ const raw = (sdk: DynamoDBClient, logTable: string, table: string, name: string,
       batch = []
       onBatch(position)
     }
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      const r = await sdk.send(new QueryCommand({
-        TableName: logTable,
-        KeyConditionExpression: "p = :p",
-        ExpressionAttributeValues: { ":p": { S: "e#0" } },
-        ReturnConsumedCapacity: "TOTAL",
-        ...(start !== undefined ? { ExclusiveStartKey: start } : {})
-      }))
-      for (const item of r.Items ?? []) {
-        const first = Number(item.k!.S)
-        const events = JSON.parse(item.b!.S!) as Array<{ s: string; v: number; d?: string; ptr?: 1 }>
-        for (let k = 0; k < events.length; k++) {
-          const e = events[k]!
-          if (e.ptr !== undefined) throw new Error(`raw: a pointer at ${first + k} (the bench's events are small)`)
-          batch.push({ position: first + k, streamId: e.s, amount: (JSON.parse(e.d!) as { amount: number }).amount })
-          if (batch.length === BATCH) await flush()
-        }
-      }
-      start = r.LastEvaluatedKey
-    } while (start !== undefined)
+    await forEachLogEvent<{ s: string; v: number; d?: string; ptr?: 1 }>(sdk, logTable, (position, e) => {
+      if (e.ptr !== undefined) throw new Error(`raw: a pointer at ${position} (the bench's events are small)`)
+      batch.push({ position, streamId: e.s, amount: (JSON.parse(e.d!) as { amount: number }).amount })
+      return batch.length === BATCH ? flush() : undefined
+    })
     if (batch.length > 0) await flush()
     return applied
   })

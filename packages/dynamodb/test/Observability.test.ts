@@ -305,16 +305,23 @@ describe("Observability", { timeout: 120_000 }, () => {
           yield* things.save({ id: "b", n: 2 })
           const before = named("DynamoDB.Query").length
 
+          /** The one span `spanName` of the repository, ended, with the one Query since `queriesBefore` under it. */
+          const oneSpanOverOneQuery = (spanName: string, queriesBefore: number) => {
+            const spans = named(spanName)
+            assert.strictEqual(spans.length, 1, spanName)
+            const span = spans[0]!
+            assert.strictEqual(span.attributes.get("repository"), "things")
+            assert.strictEqual(span.status._tag, "Ended")
+            const queries = named("DynamoDB.Query").slice(queriesBefore)
+            assert.strictEqual(queries.length, 1)
+            assert.strictEqual(parentOf(queries[0]!)?.spanId, span.spanId)
+            return queries[0]!
+          }
+
           const all = yield* Stream.runCollect(things.findAll())
           assert.deepStrictEqual(all.map((t) => t.id), ["a", "b"])
-          const [findAll] = named("ReadModel.findAll")
-          assert.strictEqual(named("ReadModel.findAll").length, 1)
-          assert.strictEqual(findAll!.attributes.get("repository"), "things")
-          assert.strictEqual(findAll!.status._tag, "Ended")
-          const queries = named("DynamoDB.Query").slice(before)
-          assert.strictEqual(queries.length, 1)
-          assert.strictEqual(parentOf(queries[0]!)?.spanId, findAll!.spanId)
-          assert.deepStrictEqual(queries[0]!.attributes.get("aws.dynamodb.table_names"), [tableName])
+          const query = oneSpanOverOneQuery("ReadModel.findAll", before)
+          assert.deepStrictEqual(query.attributes.get("aws.dynamodb.table_names"), [tableName])
 
           // findBy on a field reads the partition under its own span, not a findAll one.
           assert.deepStrictEqual((yield* things.findBy({ n: 2 })).map((t) => t.id), ["b"])
@@ -327,13 +334,7 @@ describe("Observability", { timeout: 120_000 }, () => {
           yield* deferred.save({ id: "c", n: 3 })
           const beforeDeferred = named("DynamoDB.Query").length
           assert.deepStrictEqual((yield* Stream.runCollect(deferred.findAll())).map((t) => t.id), ["a", "b", "c"])
-          const [deferredFindAll] = named("ReadModel.deferred.findAll")
-          assert.strictEqual(named("ReadModel.deferred.findAll").length, 1)
-          assert.strictEqual(deferredFindAll!.attributes.get("repository"), "things")
-          assert.strictEqual(deferredFindAll!.status._tag, "Ended")
-          const deferredQueries = named("DynamoDB.Query").slice(beforeDeferred)
-          assert.strictEqual(deferredQueries.length, 1)
-          assert.strictEqual(parentOf(deferredQueries[0]!)?.spanId, deferredFindAll!.spanId)
+          oneSpanOverOneQuery("ReadModel.deferred.findAll", beforeDeferred)
         })), tracer)
     })
 

@@ -8,7 +8,7 @@
  * (`repair.ts`) drive it; `DynamoSequencer` is its public face.
  */
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
-import { EventLog, EventStore } from "@dynamo-es/core"
+import { type Errors, EventLog, EventStore } from "@dynamo-es/core"
 import { Duration, Effect, Result, Stream } from "effect"
 import { unconditional } from "../../DynamoClient.js"
 import {

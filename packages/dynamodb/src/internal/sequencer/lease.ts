@@ -5,6 +5,8 @@
  * the holder writes into each entry for audit.
  */
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+// Errors: named in the emitted declarations (the inferred error types carry Errors.StorageError).
+import type { Errors } from "@dynamo-es/core"
 import { Duration, Effect, Schema } from "effect"
 import { unconditional } from "../../DynamoClient.js"
 import { leaseKey } from "../../DynamoEventLog.js"

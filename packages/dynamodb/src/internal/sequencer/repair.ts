@@ -4,6 +4,8 @@
  * history predates the log.
  */
 import { type AttributeValue, ScanCommand } from "@aws-sdk/client-dynamodb"
+// Errors: named in the emitted declarations (the inferred error types carry Errors.StorageError).
+import type { Errors } from "@dynamo-es/core"
 import { Effect, Semaphore } from "effect"
 import { unconditional } from "../../DynamoClient.js"
 import { fromItem } from "../../DynamoEventStore.js"
