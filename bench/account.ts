@@ -4,8 +4,8 @@
  * the hand-written command handler it is compared with.
  */
 import { type AttributeValue, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
-import { Aggregate, type EventStore } from "@dynamo-es/core"
-import { Schema } from "effect"
+import { Aggregate, EventStore } from "@dynamo-es/core"
+import { Context, Effect, Schema } from "effect"
 import { monotonicFactory } from "ulid"
 import { queryStream } from "./harness.js"
 
@@ -87,4 +87,22 @@ export const rawHandle = async (sdk: DynamoDBClient, table: string, streamId: st
     })
   )
   return { state: evolve(state, events[0]!), version: version + 1 }
+}
+
+/**
+ * The CPU tools' "ours" side: `n` commands on one stream through `Aggregate.handle` over
+ * `store`, in one Effect run; `next()` numbers the commands (amounts, metadata), shared
+ * with the raw side so both do the same work.
+ */
+export const oursSide = (store: EventStore.EventStoreShape, next: () => number) => {
+  const context = Context.make(EventStore.EventStore, store)
+  return (streamId: string, n: number): Promise<void> =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        for (let k = 0; k < n; k++) {
+          const i = next()
+          yield* Account.handle(streamId, { amount: amountOf(i) }, { metadata: metadataFor(i) })
+        }
+      }).pipe(Effect.provide(context))
+    )
 }

@@ -3,7 +3,7 @@
  * with a counting middleware, the reading of consumed capacity, and the reporting (number
  * formatting, result entries, printing and writing `bench/results/*.json`).
  */
-import { type AttributeValue, DynamoDBClient, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb"
+import { type AttributeValue, DynamoDBClient, QueryCommand, type QueryCommandInput, type QueryCommandOutput } from "@aws-sdk/client-dynamodb"
 import { DynamoClient } from "@dynamo-es/dynamodb"
 import { DynamoDBLocal, Fixtures } from "@dynamo-es/dynamodb-local"
 import { Console, Context, Effect, Layer } from "effect"
@@ -61,54 +61,62 @@ export const startBench = (title: string, instrument: (client: DynamoDBClient) =
   })
 
 /**
- * What the raw sides read: every page of a stream (strongly consistent `Query`, no bounds),
- * each item handed to `onItem` in version order.
+ * Every page of a `Query` (each handed to `onPage`; a returned promise is awaited before the
+ * next page is asked for): the one paginator of the raw sides.
  */
-export const queryStream = async (
+export const queryPages = async (
   sdk: DynamoDBClient,
-  table: string,
-  streamId: string,
-  onItem: (item: Record<string, AttributeValue>) => void
+  input: QueryCommandInput,
+  onPage: (items: ReadonlyArray<Record<string, AttributeValue>>) => void | Promise<void>
 ): Promise<void> => {
   let startKey: Record<string, AttributeValue> | undefined
   do {
     const r: QueryCommandOutput = await sdk.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "s = :s",
-        ExpressionAttributeValues: { ":s": { S: streamId } },
-        ConsistentRead: true,
-        ReturnConsumedCapacity: "TOTAL",
-        ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {})
-      })
+      new QueryCommand(startKey !== undefined ? { ...input, ExclusiveStartKey: startKey } : input)
     )
-    for (const item of r.Items ?? []) onItem(item)
+    const pending = onPage(r.Items ?? [])
+    if (pending !== undefined) await pending
     startKey = r.LastEvaluatedKey
   } while (startKey !== undefined)
 }
+
+/**
+ * What the raw sides read: every page of a stream (strongly consistent `Query`, no bounds),
+ * each item handed to `onItem` in version order.
+ */
+export const queryStream = (
+  sdk: DynamoDBClient,
+  table: string,
+  streamId: string,
+  onItem: (item: Record<string, AttributeValue>) => void
+): Promise<void> =>
+  queryPages(sdk, {
+    TableName: table,
+    KeyConditionExpression: "s = :s",
+    ExpressionAttributeValues: { ":s": { S: streamId } },
+    ConsistentRead: true,
+    ReturnConsumedCapacity: "TOTAL"
+  }, (items) => {
+    for (const item of items) onItem(item)
+  })
 
 /**
  * What the raw sides of the log benches read: every entry of the log's first epoch (paginated
  * `Query`, as `readAll` reads it), each event of an entry handed to `onEvent` with its
  * position; a returned promise is awaited before the next event.
  */
-export const forEachLogEvent = async <E>(
+export const forEachLogEvent = <E>(
   sdk: DynamoDBClient,
   logTable: string,
   onEvent: (position: number, event: E) => void | Promise<void>
-): Promise<void> => {
-  let start: Record<string, AttributeValue> | undefined
-  do {
-    const r: QueryCommandOutput = await sdk.send(
-      new QueryCommand({
-        TableName: logTable,
-        KeyConditionExpression: "p = :p",
-        ExpressionAttributeValues: { ":p": { S: "e#0" } },
-        ReturnConsumedCapacity: "TOTAL",
-        ...(start !== undefined ? { ExclusiveStartKey: start } : {})
-      })
-    )
-    for (const item of r.Items ?? []) {
+): Promise<void> =>
+  queryPages(sdk, {
+    TableName: logTable,
+    KeyConditionExpression: "p = :p",
+    ExpressionAttributeValues: { ":p": { S: "e#0" } },
+    ReturnConsumedCapacity: "TOTAL"
+  }, async (items) => {
+    for (const item of items) {
       const first = Number(item.k!.S)
       const events = JSON.parse(item.b!.S!) as Array<E>
       for (let k = 0; k < events.length; k++) {
@@ -116,9 +124,7 @@ export const forEachLogEvent = async <E>(
         if (pending !== undefined) await pending
       }
     }
-    start = r.LastEvaluatedKey
-  } while (start !== undefined)
-}
+  })
 
 /** Requests by command and consumed capacity, split into reads and writes. */
 export interface Stats {

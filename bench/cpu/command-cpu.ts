@@ -8,11 +8,10 @@
  *   npx tsx bench/cpu/command-cpu.ts [sizes=20,100,200] [rounds=40]
  *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/cpu/command-cpu.ts 200 20 ours
  */
-import { EventStore } from "@dynamo-es/core"
 import { DynamoClient, DynamoEventStore } from "@dynamo-es/dynamodb"
-import { Context, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { performance } from "node:perf_hooks"
-import { Account, amountOf, metadataFor, rawHandle } from "../account.js"
+import { amountOf, metadataFor, oursSide, rawHandle } from "../account.js"
 import { startFake } from "./fake-dynamodb.js"
 
 const sizes = (process.argv[2] ?? "20,100,200").split(",").map(Number)
@@ -26,25 +25,16 @@ const WARMUP = 1500
 const main = async () => {
   const { sdk, stop } = await startFake(inProcess)
   const table = "bench"
-  const context = await Effect.runPromise(
+  const store = await Effect.runPromise(
     Effect.scoped(
       Effect.gen(function*() {
         const client = yield* Layer.build(DynamoClient.layer({ client: sdk }))
-        const store = yield* DynamoEventStore.make({ tableName: table }).pipe(Effect.provide(client))
-        return Context.make(EventStore.EventStore, store)
+        return yield* DynamoEventStore.make({ tableName: table }).pipe(Effect.provide(client))
       })
     )
   )
   let seq = 0
-  const ours = (streamId: string, n: number) =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        for (let k = 0; k < n; k++) {
-          const i = seq++
-          yield* Account.handle(streamId, { amount: amountOf(i) }, { metadata: metadataFor(i) })
-        }
-      }).pipe(Effect.provide(context))
-    )
+  const ours = oursSide(store, () => seq++)
   const raw = async (streamId: string, n: number) => {
     for (let k = 0; k < n; k++) {
       const i = seq++

@@ -7,8 +7,8 @@
  *   npx tsx bench/cpu/core-cpu.ts [sizes=20,100,200] [rounds=30]
  */
 import { EventStore } from "@dynamo-es/core"
-import { Context, Effect } from "effect"
-import { Account, amountOf, decide, EVENT_TYPE, evolve, initialState, metadataFor, NOTE } from "../account.js"
+import { Effect } from "effect"
+import { amountOf, decide, EVENT_TYPE, evolve, initialState, metadataFor, NOTE, oursSide } from "../account.js"
 
 const sizes = (process.argv[2] ?? "20,100,200").split(",").map(Number)
 const rounds = Number(process.argv[3] ?? 30)
@@ -35,17 +35,8 @@ const main = async () => {
     readPage: (request) => Effect.sync(() => ({ rows: (rows.get(request.streamId) ?? []).map((r) => ({ ...r })), cursor: undefined }))
   }
   const store = await Effect.runPromise(EventStore.make(storage))
-  const context = Context.make(EventStore.EventStore, store)
   let seq = 0
-  const ours = (streamId: string, n: number) =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        for (let k = 0; k < n; k++) {
-          const i = seq++
-          yield* Account.handle(streamId, { amount: amountOf(i) }, { metadata: metadataFor(i) })
-        }
-      }).pipe(Effect.provide(context))
-    )
+  const ours = oursSide(store, () => seq++)
   let sink = 0
   const raw = async (streamId: string, n: number) => {
     for (let k = 0; k < n; k++) {
