@@ -24,10 +24,12 @@
  * before, the peak growth and the growth at the end.
  *
  * Run with `npx tsx bench/projection.bench.ts` (`-- --events=20000` for a shorter run;
- * `--sides=raw,guarded,raw` to pick sides, `guarded32` is guarded with 32 requests in flight).
+ * `--sides=raw,guarded,raw` to pick sides, `guarded32` is guarded with 32 requests in flight;
+ * `rawGuarded` is the raw loop writing what guarded mode writes: the same conditional PartiQL
+ * statements, 25 per `BatchExecuteStatement`).
  * Prints a table and writes bench/results/projection.json.
  */
-import { type AttributeValue, BatchGetItemCommand, type BatchExecuteStatementCommandOutput, type BatchGetItemCommandOutput, BatchWriteItemCommand, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
+import { type AttributeValue, BatchExecuteStatementCommand, BatchGetItemCommand, type BatchExecuteStatementCommandOutput, type BatchGetItemCommandOutput, BatchWriteItemCommand, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { EventLog, Projection, ReadModel } from "@dynamo-es/core"
 import { DynamoEventLog, DynamoReadModelStore, DynamoSequencer, Tables } from "@dynamo-es/dynamodb"
 import { Fixtures } from "@dynamo-es/dynamodb-local"
@@ -42,9 +44,9 @@ const ACCOUNTS = 1_000
 const BATCH = 500
 const SEGMENTS = 16
 
-const SIDES = ["raw", "guarded", "guardedPerRow", "guarded32", "transactional", "atLeastOnce"] as const
+const SIDES = ["raw", "rawGuarded", "guarded", "guardedPerRow", "guarded32", "transactional", "atLeastOnce"] as const
 type Side = typeof SIDES[number]
-const order: ReadonlyArray<Side> = (flag("sides")?.split(",") ?? ["raw", "guarded", "guardedPerRow", "transactional", "atLeastOnce", "raw"]).map((s) => {
+const order: ReadonlyArray<Side> = (flag("sides")?.split(",") ?? ["raw", "rawGuarded", "guarded", "guardedPerRow", "transactional", "atLeastOnce", "rawGuarded", "raw"]).map((s) => {
   if (!(SIDES as ReadonlyArray<string>).includes(s)) throw new Error(`unknown side ${s} (one of ${SIDES.join(", ")})`)
   return s as Side
 })
@@ -148,8 +150,13 @@ const prefill = (sdk: DynamoDBClient, eventsTable: string, progress: (written: n
 // the raw side
 // -----------------------------------------------------------------------------
 
-/** Query of the log's entries, then per batch: BatchGetItem the touched rows, fold, BatchWriteItem, checkpoint PutItem. */
-const raw = (sdk: DynamoDBClient, logTable: string, table: string, name: string, onBatch: (position: number) => void) =>
+/**
+ * Query of the log's entries, then per batch: BatchGetItem the touched rows, fold, write,
+ * checkpoint PutItem. The write is `BatchWriteItem`, or with `guarded` the writes guarded
+ * mode sends: PartiQL `BatchExecuteStatement`s, an `INSERT` per row read absent and an
+ * `UPDATE ... WHERE Pos < ?` per row read present, each row carrying its last event's position.
+ */
+const raw = (sdk: DynamoDBClient, logTable: string, table: string, name: string, onBatch: (position: number) => void, guarded = false) =>
   Effect.promise(async () => {
     const rowsName = `${name}-balances`
     const key = (id: string): Record<string, AttributeValue> => ({ Name: { S: rowsName }, Id: { S: id } })
@@ -158,6 +165,8 @@ const raw = (sdk: DynamoDBClient, logTable: string, table: string, name: string,
     const flush = async () => {
       const ids = [...new Set(batch.map((e) => e.streamId))]
       const rows = new Map<string, Balance>()
+      const present = new Set<string>()
+      const positions = new Map<string, number>()
       for (let j = 0; j < ids.length; j += 100) {
         let keys: Array<Record<string, AttributeValue>> | undefined = ids.slice(j, j + 100).map(key)
         while (keys !== undefined && keys.length > 0) {
@@ -165,19 +174,41 @@ const raw = (sdk: DynamoDBClient, logTable: string, table: string, name: string,
             RequestItems: { [table]: { Keys: keys, ConsistentRead: true } },
             ReturnConsumedCapacity: "TOTAL"
           }))
-          for (const item of r.Responses?.[table] ?? []) rows.set(item.Id!.S!, JSON.parse(item.Data!.S!))
+          for (const item of r.Responses?.[table] ?? []) {
+            rows.set(item.Id!.S!, JSON.parse(item.Data!.S!))
+            present.add(item.Id!.S!)
+          }
           keys = r.UnprocessedKeys?.[table]?.Keys
         }
       }
       for (const e of batch) {
         const current = rows.get(e.streamId) ?? { id: e.streamId, balance: 0, count: 0, note: NOTE }
         rows.set(e.streamId, { ...current, balance: current.balance + e.amount, count: current.count + 1 })
+        positions.set(e.streamId, e.position)
       }
       const puts = [...rows.values()]
       const chunks: Array<Array<Balance>> = []
       for (let j = 0; j < puts.length; j += 25) chunks.push(puts.slice(j, j + 25))
       await Promise.all(Array.from({ length: 8 }, async (_, w) => {
         for (let c = w; c < chunks.length; c += 8) {
+          if (guarded) {
+            const r: BatchExecuteStatementCommandOutput = await sdk.send(new BatchExecuteStatementCommand({
+              Statements: chunks[c]!.map((b) => {
+                const data = { S: JSON.stringify(b) }
+                const pos = { N: String(positions.get(b.id)) }
+                return present.has(b.id)
+                  ? {
+                    Statement: `UPDATE "${table}" SET "Data" = ? SET "Pos" = ? WHERE "Name" = ? AND "Id" = ? AND ("Pos" IS MISSING OR "Pos" < ?)`,
+                    Parameters: [data, pos, { S: rowsName }, { S: b.id }, pos]
+                  }
+                  : { Statement: `INSERT INTO "${table}" VALUE {'Name': ?, 'Id': ?, 'Data': ?, 'Pos': ?}`, Parameters: [{ S: rowsName }, { S: b.id }, data, pos] }
+              }),
+              ReturnConsumedCapacity: "TOTAL"
+            }))
+            const failed = (r.Responses ?? []).find((x) => x.Error !== undefined)
+            if (failed !== undefined) throw new Error(`rawGuarded: a statement failed (${failed.Error!.Code}: ${failed.Error!.Message})`)
+            continue
+          }
           let request: Record<string, Array<any>> | undefined = {
             [table]: chunks[c]!.map((b) => ({ PutRequest: { Item: { ...key(b.id), Data: { S: JSON.stringify(b) } } } }))
           }
@@ -298,8 +329,8 @@ const program = Effect.gen(function*() {
       const shown = progressLine(side, started)
       const onProgress = (p: Projection.Progress) => Effect.sync(() => shown(p.position))
       const options = { until: "caughtUp", batchSize: BATCH, batchWindow: "50 millis", onProgress } as const
-      const events = side === "raw"
-        ? yield* raw(sdk, logTable, table, name, shown)
+      const events = side === "raw" || side === "rawGuarded"
+        ? yield* raw(sdk, logTable, table, name, shown, side === "rawGuarded")
         : (yield* Projection.run(
           projection(name),
           side === "guarded" || side === "guardedPerRow"
@@ -355,6 +386,15 @@ const program = Effect.gen(function*() {
         [...r.stats.requests].map(([c, n]) => `${c} ${fmt(perEvent(n), 3)}`).join(", ")
       }`
     )
+  }
+  const rawGuardeds = results.filter((r) => r.side === "rawGuarded")
+  const guardeds = results.filter((r) => r.side === "guarded")
+  const rawGuardedRate = rawGuardeds.length === 0 ? NaN : rawGuardeds.reduce((sum, r) => sum + rate(r), 0) / rawGuardeds.length
+  if (rawGuardeds.length > 0 && guardeds.length > 0) {
+    const ratio = guardeds.reduce((sum, r) => sum + rate(r), 0) / guardeds.length / rawGuardedRate
+    lines.push("")
+    lines.push(`guarded vs rawGuarded (the same conditional PartiQL writes by hand, mean ${fmt(rawGuardedRate)} events/s): ${fmt(ratio, 2)}`)
+    entry(`rebuild ${fmt(EVENTS)} events, guarded: ratio to rawGuarded`, ratio, "ratio")
   }
   lines.push("")
   lines.push("transactional WCU: as DynamoDB Local reports it (about 2 per transaction); by AWS's formula 2 per started KB per item")
