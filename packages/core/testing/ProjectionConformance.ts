@@ -175,6 +175,27 @@ export const projectionConformance = (name: string, makeStorage: MakeStorage, op
         return crashes
       })
 
+    it.live("progress reads the log's head when the runner reaches the head it knows, not once per batch", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = yield* setup
+        yield* appendEvents(env.store, 12, 9)
+        let headReads = 0
+        const counting: EventLog.EventLogShape = { ...env.log, head: Effect.tap(env.log.head, () => Effect.sync(() => headReads++)) }
+        const seen: Array<Projection.Progress> = []
+        const readModels = yield* ReadModel.make(env.storage)
+        const last = yield* Projection.run(accounts(unique("p")), {
+          until: "caughtUp",
+          batchSize: 10,
+          batchWindow: "5 millis",
+          pollInterval: "5 millis",
+          onProgress: (p) => Effect.sync(() => seen.push(p))
+        }).pipe(Effect.provideService(EventLog.EventLog, counting), Effect.provideService(ReadModel.ReadModelStore, readModels))
+        assert.isAtLeast(seen.length, 11, "a progress per batch")
+        assert.isBelow(headReads, seen.length)
+        assert.isTrue(seen.every((p) => p.head >= p.position && p.lag === p.head - p.position))
+        assert.deepStrictEqual([last.position, last.head, last.lag], [108, 108, 0])
+      })))
+
     for (const mode of ["guarded", "atLeastOnce", "transactional"] as const) {
       it.live(`${mode}: a run gives the rows of a plain fold of the log, with progress as data`, () =>
         Effect.scoped(Effect.gen(function*() {

@@ -86,7 +86,11 @@ export interface Progress {
   readonly projection: string
   /** The checkpoint: every event up to it is applied. */
   readonly position: number
-  /** The last position of the log when the batch was checkpointed. */
+  /**
+   * The last position of the log, never below `position`. It is read again when the runner
+   * reaches the head it knew, and otherwise at most once a second, so while a runner catches
+   * up it may lag the true head by up to a second of appends.
+   */
   readonly head: number
   /** `head - position`. */
   readonly lag: number

@@ -15,6 +15,9 @@ import { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ROWS } from "./limits.js"
 import { prefetchIds } from "./prefetch.js"
 import { makeUnitOfWork } from "./unitOfWork.js"
 
+/** How often a runner behind the head it knows reads the head again, for its progress. */
+const HEAD_READ_INTERVAL_MILLIS = 1000
+
 
 type Item = { readonly _tag: "Event"; readonly event: LoggedEvent } | { readonly _tag: "CaughtUp"; readonly position: number }
 
@@ -71,10 +74,18 @@ export const run = <E, RM extends Record<string, ReadModelSpec<any>>, Err, R>(
     let after = lease.position()
     let last: Progress | undefined
 
+    // The head costs a read of the log: it is read again when the runner reaches the head it
+    // knows, and otherwise at most once a second (a rebuild's batches do not each pay a read).
+    let knownHead = 0
+    let headReadAt = Number.NEGATIVE_INFINITY
     const progress = Effect.gen(function*() {
-      const head = yield* log.head
       const now = yield* Clock.currentTimeMillis
       const position = lease.position()
+      if (position >= knownHead || now - headReadAt >= HEAD_READ_INTERVAL_MILLIS) {
+        knownHead = yield* log.head
+        headReadAt = now
+      }
+      const head = Math.max(knownHead, position)
       const p: Progress = {
         projection: projection.name,
         position,
