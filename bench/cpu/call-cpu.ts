@@ -56,36 +56,23 @@ const main = async () => {
       ConsistentRead: true,
       ReturnConsumedCapacity: "TOTAL"
     })
+  /** `PER_ROUND` runs of an Effect in one `runPromise`; of a promise, awaited in turn. */
+  const repeatEffect = <A, E>(effect: () => Effect.Effect<A, E>) => () =>
+    Effect.runPromise(Effect.gen(function*() {
+      for (let i = 0; i < PER_ROUND; i++) yield* effect()
+    }))
+  const repeatPromise = (promise: () => Promise<unknown>) => async () => {
+    for (let i = 0; i < PER_ROUND; i++) await promise()
+  }
   const sides = {
-    "call put": () =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < PER_ROUND; i++) yield* client.call("PutItem", "bench", (c) => c.send(put()))
-      })),
-    "send put": async () => {
-      for (let i = 0; i < PER_ROUND; i++) await sdk.send(put())
-    },
-    "call query (signal)": () =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < PER_ROUND; i++) yield* client.call("Query", "bench", (c, abortSignal) => c.send(query(), { abortSignal }))
-      })),
-    "call query": () =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < PER_ROUND; i++) yield* client.call("Query", "bench", (c) => c.send(query()))
-      })),
-    "send query": async () => {
-      for (let i = 0; i < PER_ROUND; i++) await sdk.send(query())
-    },
-    "storage write": () =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < PER_ROUND; i++) yield* storage.write("s-1-x", 1, [record])
-      })),
-    "storage readPage (20)": () =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < PER_ROUND; i++) yield* storage.readPage(page, undefined)
-      })),
-    "send query (20)": async () => {
-      for (let i = 0; i < PER_ROUND; i++) await sdk.send(query20())
-    }
+    "call put": repeatEffect(() => client.call("PutItem", "bench", (c) => c.send(put()))),
+    "send put": repeatPromise(() => sdk.send(put())),
+    "call query (signal)": repeatEffect(() => client.call("Query", "bench", (c, abortSignal) => c.send(query(), { abortSignal }))),
+    "call query": repeatEffect(() => client.call("Query", "bench", (c) => c.send(query()))),
+    "send query": repeatPromise(() => sdk.send(query())),
+    "storage write": repeatEffect(() => storage.write("s-1-x", 1, [record])),
+    "storage readPage (20)": repeatEffect(() => storage.readPage(page, undefined)),
+    "send query (20)": repeatPromise(() => sdk.send(query20()))
   }
   const names = Object.keys(sides) as Array<keyof typeof sides>
   for (let w = 0; w < 10; w++) for (const n of names) await sides[n]()

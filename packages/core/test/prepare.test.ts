@@ -5,7 +5,7 @@
  * appends and on appends with one field replaced by a hostile value.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { holds, hostile, oneOf, weighted } from "@dynamo-es/core/testing/properties"
+import { holds, hostile, oneOf, validMetadata, weighted } from "@dynamo-es/core/testing/properties"
 import { Arbitrary, Effect, Exit, Schema } from "effect"
 import * as Inputs from "../src/internal/inputs.js"
 import { plainAppend } from "../src/internal/prepare.js"
@@ -13,15 +13,6 @@ import { plainAppend } from "../src/internal/prepare.js"
 const decodeOptions = Schema.decodeUnknownExit(Inputs.AppendOptions)
 const decodeEvents = Schema.decodeUnknownExit(Inputs.NewEvents)
 
-const validMetadata = weighted<unknown>(
-  [3, Arbitrary.Constant(undefined)],
-  [2, Arbitrary.schema(Schema.Struct({
-    actor: Schema.optional(Schema.String),
-    correlationId: Schema.optional(Schema.String),
-    causationId: Schema.optional(Schema.String),
-    custom: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
-  }))]
-)
 const validEvent = Arbitrary.all({
   type: oneOf(["Opened", "Deposited", "Tÿpe-😀", "x".repeat(256)]),
   payload: Arbitrary.schema(Schema.Unknown),

@@ -7,7 +7,7 @@ import { assert, describe, it } from "./vitest.js"
 import { Arbitrary, Cause, Context, DateTime, Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
 import { Errors, EventStore } from "../src/index.js"
 import { failure, range } from "./utils.js"
-import { check, expectTyped, holds, hostile, oneOf, show, Tally, weighted } from "./properties.js"
+import { check, expectTyped, holds, hostile, oneOf, show, Tally, validMetadata, weighted } from "./properties.js"
 
 /**
  * What the suite needs besides the store: a way to count everything stored, so that it
@@ -1160,15 +1160,6 @@ export const eventStoreConformance = (name: string, makeStore: MakeStore, option
       const SLOTS = ["A", "B", "😀"] as const
 
       const streamIdArb = weighted<unknown>([6, oneOf(SLOTS)], [2, Arbitrary.schema(Schema.String)], [1, hostile])
-      const validMetadata = weighted<unknown>(
-        [3, Arbitrary.Constant(undefined)],
-        [2, Arbitrary.schema(Schema.Struct({
-          actor: Schema.optional(Schema.String),
-          correlationId: Schema.optional(Schema.String),
-          causationId: Schema.optional(Schema.String),
-          custom: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
-        }))]
-      )
       const validEvent = Arbitrary.all({
         type: oneOf(["Opened", "Deposited", "Tÿpe-😀"]),
         payload: Arbitrary.schema(Schema.Unknown),

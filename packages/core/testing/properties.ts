@@ -83,6 +83,17 @@ export const hostile: Arbitrary.Arbitrary<unknown> = weighted<unknown>(
   [3, oneOf(curiosities)]
 )
 
+/** Event metadata an append accepts: absent, or any mix of the known fields. */
+export const validMetadata: Arbitrary.Arbitrary<unknown> = weighted<unknown>(
+  [3, Arbitrary.Constant(undefined)],
+  [2, Arbitrary.schema(Schema.Struct({
+    actor: Schema.optional(Schema.String),
+    correlationId: Schema.optional(Schema.String),
+    causationId: Schema.optional(Schema.String),
+    custom: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+  }))]
+)
+
 /** Describes a value for a failure message (lone surrogates and symbols visible). */
 export const show = (value: unknown): string => {
   try {
